@@ -1,0 +1,3 @@
+"""transferlab: controlled transfer studies of language models."""
+
+__version__ = "0.1.0"
