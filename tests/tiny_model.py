@@ -21,7 +21,9 @@ CORPUS = [
 ] * 4
 
 
-def build_tiny_model(folder: Path, arch: str = "llama", seed: int = 0, vocab_size: int = 320) -> Path:
+def build_tiny_model(
+    folder: Path, arch: str = "llama", seed: int = 0, vocab_size: int = 320
+) -> Path:
     """Write a tiny random model (``llama`` or ``gemma3``) and its tokenizer to ``folder``."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers

@@ -28,8 +28,16 @@ def app(verbose: bool) -> None:
 
 @app.command()
 @click.argument("results", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Directory for tables and figures.")
-@click.option("--metric", default=None, help="Delta column to analyse (default: the headline metric).")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Directory for tables and figures.",
+)
+@click.option(
+    "--metric", default=None, help="Delta column to analyse (default: the headline metric)."
+)
 def analyze(results: Path, out_dir: Path, metric: str | None) -> None:
     """Reproduce the reference study's tables and figures from a results table."""
     from transferlab.analysis.command import analyze_results
@@ -41,7 +49,13 @@ def analyze(results: Path, out_dir: Path, metric: str | None) -> None:
 
 @app.command()
 @click.argument("results", type=click.Path(path_type=Path))
-@click.option("--out", "out_file", required=True, type=click.Path(path_type=Path), help="CSV file in the paper's schema.")
+@click.option(
+    "--out",
+    "out_file",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="CSV file in the paper's schema.",
+)
 def export(results: Path, out_file: Path) -> None:
     """Convert a results table (per-seed export or run directory) to the paper's schema."""
     from transferlab.analysis.command import export_results
@@ -99,21 +113,44 @@ def models_prepare(ref: str) -> None:
 
 @app.command()
 @click.option("--model", "model_ref", required=True, help="Preset name, HF folder or GGUF file.")
-@click.option("--adapter", "adapters", multiple=True, type=click.Path(path_type=Path), help="PEFT adapter folder (repeatable).")
-@click.option("--task", "task_refs", multiple=True, required=True, help="TASK, TASK:LANG or a task YAML (repeatable).")
+@click.option(
+    "--adapter",
+    "adapters",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="PEFT adapter folder (repeatable).",
+)
+@click.option(
+    "--task",
+    "task_refs",
+    multiple=True,
+    required=True,
+    help="TASK, TASK:LANG or a task YAML (repeatable).",
+)
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
-@click.option("--dtype", default="float32", type=click.Choice(["float32", "bfloat16"]), show_default=True)
+@click.option(
+    "--dtype", default="float32", type=click.Choice(["float32", "bfloat16"]), show_default=True
+)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--batch-size", default=16, show_default=True)
 @click.option("--limit", default=None, type=int, help="At most this many items per target.")
 @click.option("--split", default="test", show_default=True)
-def evaluate(model_ref, adapters, task_refs, out_dir, dtype, device, batch_size, limit, split) -> None:
+def evaluate(
+    model_ref, adapters, task_refs, out_dir, dtype, device, batch_size, limit, split
+) -> None:
     """Score the base model and every adapter on every target (acc, acc_norm)."""
     from transferlab.scoring import evaluate_command
 
     scores = evaluate_command(
-        model_ref, list(adapters), list(task_refs), out_dir,
-        dtype=dtype, device=device, batch_size=batch_size, limit=limit, split=split,
+        model_ref,
+        list(adapters),
+        list(task_refs),
+        out_dir,
+        dtype=dtype,
+        device=device,
+        batch_size=batch_size,
+        limit=limit,
+        split=split,
     )
     click.echo(scores.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     click.echo(f"Wrote {out_dir / 'items.jsonl'} and {out_dir / 'scores.csv'}")
@@ -125,12 +162,16 @@ def evaluate(model_ref, adapters, task_refs, out_dir, dtype, device, batch_size,
 @click.option("--language", required=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
 @click.option("--seed", default=42, show_default=True)
-@click.option("--set", "overrides", multiple=True, help="Training setting override key=value (repeatable).")
+@click.option(
+    "--set", "overrides", multiple=True, help="Training setting override key=value (repeatable)."
+)
 def train(model_ref, task_ref, language, out_dir, seed, overrides) -> None:
     """Fine-tune a LoRA adapter on one (task, language) source."""
     from transferlab.training import train_command
 
-    summary = train_command(model_ref, task_ref, language, out_dir, seed=seed, overrides=list(overrides))
+    summary = train_command(
+        model_ref, task_ref, language, out_dir, seed=seed, overrides=list(overrides)
+    )
     click.echo(summary)
 
 
@@ -141,7 +182,9 @@ def train(model_ref, task_ref, language, out_dir, seed, overrides) -> None:
 @click.argument("study", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", default=None, type=click.Path(path_type=Path))
 @click.option("--executor", default=None, type=click.Choice(["local", "ray"]))
-@click.option("--set", "overrides", multiple=True, help="Config override key.path=value (repeatable).")
+@click.option(
+    "--set", "overrides", multiple=True, help="Config override key.path=value (repeatable)."
+)
 def run(study, out_dir, executor, overrides) -> None:
     """Plan a study, skip what is done, run the rest, write results.csv and report.html."""
     from transferlab.runner import run_study

@@ -67,7 +67,9 @@ class Regime(StrEnum):
 REGIMES: tuple[str, ...] = tuple(r.value for r in Regime)
 
 
-def regime_of(source_task: str, source_language: str, target_task: str, target_language: str) -> Regime:
+def regime_of(
+    source_task: str, source_language: str, target_task: str, target_language: str
+) -> Regime:
     """Return the regime of a source→target pair."""
     same_task = source_task == target_task
     same_language = source_language == target_language

@@ -67,12 +67,18 @@ def resolve_model(ref: str) -> Path:
     path = Path(ref).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():
-            raise UserError(ref, "folder has no config.json, so it is not a model", "pass a Hugging Face model folder")
+            raise UserError(
+                ref,
+                "folder has no config.json, so it is not a model",
+                "pass a Hugging Face model folder",
+            )
         return path
     raise UserError(ref, "unknown model reference", "pass a local model folder")
 
 
-def load_model(ref: str, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False) -> LoadedModel:
+def load_model(
+    ref: str, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False
+) -> LoadedModel:
     """Return the model named by ``ref`` loaded in ``dtype`` on ``device``, in eval mode."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -80,6 +86,8 @@ def load_model(ref: str, dtype: str = "float32", device: str = "cpu", trust_remo
     folder = resolve_model(ref)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(
+        folder, dtype=torch_dtype, trust_remote_code=trust_remote_code
+    )
     model.to(device).eval()
     return LoadedModel(model, tokenizer, ref, folder, model_hash(folder), dtype, device)
