@@ -325,13 +325,23 @@ def resolve_model(ref: str) -> Path:
     )
 
 
+def read_safetensors_header(file: Path) -> dict[str, Any]:
+    """Return the JSON header of a safetensors file (tensor names, dtypes, shapes)."""
+    with file.open("rb") as fh:
+        raw = fh.read(8)
+        if len(raw) != 8:
+            raise ValueError("file too short for a safetensors header")
+        (length,) = struct.unpack("<Q", raw)
+        if length > 100_000_000:
+            raise ValueError("implausible safetensors header length")
+        return json.loads(fh.read(length))
+
+
 def _count_parameters(folder: Path) -> int:
     # Read the safetensors headers only: shapes without touching the weights.
     total = 0
     for file in sorted(folder.glob("*.safetensors")):
-        with file.open("rb") as fh:
-            (length,) = struct.unpack("<Q", fh.read(8))
-            header = json.loads(fh.read(length))
+        header = read_safetensors_header(file)
         for key, entry in header.items():
             if key != "__metadata__":
                 count = 1

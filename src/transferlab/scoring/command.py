@@ -1,0 +1,168 @@
+"""``transferlab evaluate``: base model and adapters × target tasks → items.jsonl and scores.csv."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from transferlab.errors import UserError
+from transferlab.grid import Cell
+from transferlab.scoring.adapters import BASE, ModelState, adapter_hash, check_adapter_files
+
+log = logging.getLogger(__name__)
+
+ITEMS_FILE = "items.jsonl"
+SCORES_FILE = "scores.csv"
+PROVENANCE_FILE = "evaluation.json"
+SCORE_COLUMNS = ["model_state", "task", "language", "n", "acc", "acc_norm"]
+
+
+def load_targets(
+    task_refs: list[str], split: str, limit: int | None
+) -> tuple[dict[Cell, list[Any]], dict[str, str]]:
+    """Return the items of every target cell named by ``task_refs`` and each cell's task hash."""
+    from transferlab.tasks import get_task, parse_task_ref
+
+    targets: dict[Cell, list[Any]] = {}
+    hashes: dict[str, str] = {}
+    for ref in task_refs:
+        spec = get_task(ref)
+        _name, language = parse_task_ref(ref)
+        for lang in [language] if language else list(spec.languages):
+            items = list(spec.items(lang, split))
+            if limit is not None:
+                items = items[:limit]
+            if not items:
+                raise UserError(
+                    ref,
+                    f"task {spec.name} has no {split} items in language {lang!r}",
+                    "choose another --split or language, or add items to the task",
+                )
+            cell = Cell(spec.name, lang)
+            if cell in targets:
+                raise UserError(ref, f"target {cell} is given twice", "name each target once")
+            targets[cell] = items
+            hashes[str(cell)] = spec.content_hash(lang)
+    return targets, hashes
+
+
+def model_states(adapters: list[Path]) -> list[ModelState]:
+    """Return the base state followed by one state per adapter folder (named after the folder)."""
+    states = [ModelState(BASE, None)]
+    for adapter in adapters:
+        check_adapter_files(Path(adapter))
+        state = ModelState.for_adapter(adapter)
+        clash = next((s for s in states if s.name == state.name), None)
+        if clash is not None:
+            raise UserError(
+                adapter,
+                f"model state name {state.name!r} is already taken"
+                + (f" by {clash.adapter_dir}" if clash.adapter_dir else " by the base model"),
+                "give each adapter folder a distinct name",
+            )
+        states.append(state)
+    return states
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for name in ("torch", "transformers", "peft", "transferlab"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def evaluate_command(
+    model_ref: str,
+    adapters: list[Path],
+    task_refs: list[str],
+    out_dir: Path,
+    dtype: str = "float32",
+    device: str = "cpu",
+    batch_size: int = 16,
+    limit: int | None = None,
+    split: str = "test",
+    progress: bool = True,
+) -> Any:
+    """Score the base model and every adapter on every target; return the scores table.
+
+    Writes ``items.jsonl``, ``scores.csv`` and ``evaluation.json`` (provenance) into ``out_dir``
+    only once everything has been scored, so bad input leaves nothing behind.
+    """
+    import pandas as pd
+
+    from transferlab.models import check_dtype_device, load_model
+    from transferlab.scoring.scorer import score
+
+    out_dir = Path(out_dir)
+    if batch_size < 1:
+        raise UserError("--batch-size", f"must be at least 1, got {batch_size}", "use e.g. 16")
+    if limit is not None and limit < 1:
+        raise UserError("--limit", f"must be at least 1, got {limit}", "leave it out for all items")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(out_dir, "exists and is not a folder", "choose another --out")
+    if not task_refs:
+        raise UserError("--task", "no target task given", "pass --task NAME[:LANG] at least once")
+    check_dtype_device(dtype, device)
+    states = model_states([Path(a) for a in adapters])
+    targets, task_hashes = load_targets(task_refs, split, limit)
+
+    started = time.time()
+    loaded = load_model(model_ref, dtype=dtype, device=device)
+    results = score(loaded, states, targets, batch_size=batch_size, progress=progress)
+
+    items = pd.DataFrame([r.to_dict() for r in results])
+    scores = (
+        items.groupby(["model_state", "task", "language"], sort=False)
+        .agg(n=("acc", "size"), acc=("acc", "mean"), acc_norm=("acc_norm", "mean"))
+        .reset_index()[SCORE_COLUMNS]
+    )
+    provenance = {
+        "model": {"ref": model_ref, "path": str(loaded.path), "model_hash": loaded.model_hash},
+        "model_states": [
+            {
+                "name": s.name,
+                "adapter_dir": str(s.adapter_dir) if s.adapter_dir else None,
+                "adapter_hash": adapter_hash(s.adapter_dir) if s.adapter_dir else None,
+            }
+            for s in states
+        ],
+        "targets": [{"target": cell, "task_hash": h} for cell, h in task_hashes.items()],
+        "split": split,
+        "limit": limit,
+        "dtype": dtype,
+        "device": device,
+        "batch_size": batch_size,
+        "acc_norm": "argmax of loglikelihood / len(choice) in characters (lm-eval 0.4.x)",
+        "versions": _versions(),
+        "wall_time_s": round(time.time() - started, 2),
+    }
+    _write_outputs(out_dir, results, scores, provenance)
+    return scores
+
+
+def _write_outputs(out_dir: Path, results: list, scores: Any, provenance: dict) -> None:
+    """Write the three files via a temporary folder, each moved into place by a rename."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".evaluate-", dir=out_dir))
+    try:
+        with (staging / ITEMS_FILE).open("w", encoding="utf-8") as fh:
+            for result in results:
+                fh.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+        scores.to_csv(staging / SCORES_FILE, index=False)
+        (staging / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
+        for name in (ITEMS_FILE, SCORES_FILE, PROVENANCE_FILE):
+            os.replace(staging / name, out_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,142 @@
+"""Score many model states on many target cells in one process: ``score`` and ``ItemResult``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from transferlab.grid import Cell
+from transferlab.models import LoadedModel
+from transferlab.scoring.adapters import AdapterSwitch, ModelState, check_adapter
+from transferlab.scoring.engine import UnitScorer
+from transferlab.scoring.requests import Encoder, Unit, encode_items, resolve_max_length
+from transferlab.tasks.types import MCItem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """One model state's answer to one item: per-choice log-likelihoods and correctness."""
+
+    model_state: str
+    task: str
+    language: str
+    doc_id: str
+    loglikelihoods: list[float]
+    gold: int
+    acc: int
+    acc_norm: int
+
+    def to_dict(self) -> dict:
+        """Return the result as the JSON object written to items.jsonl."""
+        return asdict(self)
+
+
+def choose(loglikelihoods: Sequence[float], choices: Sequence[str]) -> tuple[int, int]:
+    """Return (argmax of log-likelihood, argmax of log-likelihood per character of the choice).
+
+    The normalised choice is lm-evaluation-harness's ``acc_norm``: 0.4.x divides by
+    ``len(choice)`` in characters (its byte-length variant is reported as ``acc_bytes``).
+    Ties go to the first choice, as with ``numpy.argmax``.
+    """
+    lls = np.asarray(loglikelihoods, dtype=np.float64)
+    lengths = np.array([float(len(c)) for c in choices])
+    return int(np.argmax(lls)), int(np.argmax(lls / lengths))
+
+
+def _batches(units: Sequence[Unit], batch_size: int) -> list[list[int]]:
+    # Longest first, as lm-eval orders its requests: similar lengths share a batch (little
+    # padding) and an out-of-memory error shows up at once rather than at the end.
+    order = sorted(range(len(units)), key=lambda i: (-units[i].length, units[i].context))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def _pad_id(tokenizer) -> int:
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id):
+        if candidate is not None:
+            return candidate
+    return 0  # padding positions are never attended to nor scored
+
+
+def score(
+    loaded: LoadedModel,
+    states: Sequence[ModelState],
+    targets: Mapping[Cell, Sequence[MCItem]],
+    batch_size: int = 16,
+    progress: bool = True,
+) -> list[ItemResult]:
+    """Return one ItemResult per (state, target item), states in the given order.
+
+    The base model stays loaded; each adapter state is applied with PEFT (no merging) and
+    removed afterwards. Items are tokenised once and reused for every state. ``batch_size``
+    counts packed rows (one row scores all choices of an item).
+    """
+    from tqdm import tqdm
+
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    names = [s.name for s in states]
+    if len(set(names)) != len(names):
+        raise ValueError(f"model state names must be unique, got {names}")
+    for state in states:
+        if state.adapter_dir is not None:
+            check_adapter(loaded, state.adapter_dir)
+
+    cells = [cell for cell, items in targets.items() for _ in items]
+    items = [item for items in targets.values() for item in items]
+    encoder = Encoder(loaded.tokenizer, resolve_max_length(loaded.model.config, loaded.tokenizer))
+    units = encode_items(encoder, items, [str(c) for c in cells])
+    if not units:
+        return []
+    batches = _batches(units, batch_size)
+
+    results: list[ItemResult] = []
+    bar = tqdm(
+        total=len(states) * len(units),
+        desc="scoring",
+        unit="item",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    with AdapterSwitch(loaded) as switch, bar:
+        scorer = UnitScorer(loaded.model, _pad_id(loaded.tokenizer), loaded.device)
+        scorer.verify(units[0])
+        for state in states:
+            bar.set_postfix_str(state.name)
+            lls: list[list[float]] = [[0.0] * len(item.choices) for item in items]
+            with switch.active(state):
+                for batch in batches:
+                    batch_units = [units[i] for i in batch]
+                    for unit, sums in zip(batch_units, scorer.score(batch_units), strict=True):
+                        for choice, value in zip(unit.choices, sums, strict=True):
+                            lls[unit.item][choice] = value
+                    bar.update(len(batch_units))
+            results.extend(_results(state.name, cells, items, lls))
+    return results
+
+
+def _results(
+    state: str, cells: Sequence[Cell], items: Sequence[MCItem], lls: Sequence[list[float]]
+) -> list[ItemResult]:
+    out = []
+    for cell, item, values in zip(cells, items, lls, strict=True):
+        pred, pred_norm = choose(values, item.choices)
+        out.append(
+            ItemResult(
+                model_state=state,
+                task=cell.task,
+                language=cell.language,
+                doc_id=str(item.doc_id),
+                loglikelihoods=list(values),
+                gold=item.gold,
+                acc=int(pred == item.gold),
+                acc_norm=int(pred_norm == item.gold),
+            )
+        )
+    return out
