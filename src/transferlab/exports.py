@@ -1,0 +1,187 @@
+"""A run directory's tables from the store: per-seed results, per-item correctness, run_info.json.
+
+Only units of the current plan are exported, so a store that also holds results of an earlier
+version of the study (a language since removed, other settings) exports exactly this study.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from transferlab.grid import regime_of
+from transferlab.plan import BASE, Plan
+from transferlab.store import Store, UnitScore
+
+PER_SEED_COLUMNS = [
+    "model_name",
+    "model_size",
+    "model_family",
+    "fine_tuned_dataset",
+    "fine_tuned_language",
+    "eval_dataset",
+    "eval_language",
+    "regime",
+    "seed",
+    "score",
+    "score_base",
+    "score_norm",
+    "score_norm_base",
+    "delta_score",
+    "delta_score_norm",
+    "n_items",
+    "headline_metric",
+    "model_hash",
+    "adapter_hash",
+    "task_hash",
+    "dtype",
+    "batch_size",
+    "versions",
+]
+ITEM_COLUMNS = [
+    "model_name",
+    "seed",
+    "fine_tuned_dataset",
+    "fine_tuned_language",
+    "eval_dataset",
+    "eval_language",
+    "doc_id",
+    "correct",
+    "correct_norm",
+]
+
+
+def _headline(score: UnitScore, metric: str) -> float:
+    return score.acc_norm if metric == "acc_norm" else score.acc
+
+
+def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
+    """Return one row per (model, source, seed, target) whose adapter and base are scored."""
+    trainings = {job.key: job for job in plan.train_jobs}
+    models = {m.name: m for m in plan.models}
+    base = {
+        (u.model, u.cell): scores[u.key] for u in plan.units if u.state == BASE and u.key in scores
+    }
+    versions = json.dumps(plan.versions, sort_keys=True)
+    rows = []
+    for unit in plan.units:
+        if unit.state == BASE or unit.key not in scores or (unit.model, unit.cell) not in base:
+            continue
+        tuned, untuned = scores[unit.key], base[(unit.model, unit.cell)]
+        source = trainings[unit.state].source.cell
+        model = models[unit.model]
+        metric = plan.headline[unit.cell.task]
+        score_norm, score_norm_base = _headline(tuned, metric), _headline(untuned, metric)
+        rows.append(
+            {
+                "model_name": model.name,
+                "model_size": model.size_b,
+                "model_family": model.family,
+                "fine_tuned_dataset": source.task,
+                "fine_tuned_language": source.language,
+                "eval_dataset": unit.cell.task,
+                "eval_language": unit.cell.language,
+                "regime": regime_of(
+                    source.task, source.language, unit.cell.task, unit.cell.language
+                ).value,
+                "seed": unit.seed,
+                "score": tuned.acc,
+                "score_base": untuned.acc,
+                "score_norm": score_norm,
+                "score_norm_base": score_norm_base,
+                "delta_score": 100 * (tuned.acc - untuned.acc),
+                "delta_score_norm": 100 * (score_norm - score_norm_base),
+                "n_items": tuned.n,
+                "headline_metric": metric,
+                "model_hash": model.model_hash,
+                "adapter_hash": tuned.provenance["adapter_hash"],
+                "task_hash": unit.task_hash,
+                "dtype": plan.study.evaluation.dtype,
+                "batch_size": plan.study.evaluation.batch_size,
+                "versions": versions,
+            }
+        )
+    return pd.DataFrame(rows, columns=PER_SEED_COLUMNS)
+
+
+def write_items(plan: Plan, store: Store, file: Path) -> int:
+    """Write per-item correctness of every scored unit to ``file`` (gzip CSV); return rows."""
+    trainings = {job.key: job for job in plan.train_jobs}
+    units = {u.key: u for u in plan.units}
+    tmp = file.with_name(file.name + ".tmp")
+    n = 0
+    # Written unit by unit: the paper grid has ~20M item rows, more than a DataFrame should hold.
+    with gzip.open(tmp, "wt", encoding="utf-8", newline="") as out:
+        pd.DataFrame(columns=ITEM_COLUMNS).to_csv(out, index=False)
+        for key, items in store.items(u.key for u in plan.units):
+            unit = units[key]
+            if unit.state == BASE:
+                seed, task, language = "", "", ""
+            else:
+                cell = trainings[unit.state].source.cell
+                seed, task, language = unit.seed, cell.task, cell.language
+            norm = items["acc_norm"] if plan.headline[unit.cell.task] == "acc_norm" else None
+            frame = pd.DataFrame(
+                {
+                    "model_name": unit.model,
+                    "seed": seed,
+                    "fine_tuned_dataset": task,
+                    "fine_tuned_language": language,
+                    "eval_dataset": unit.cell.task,
+                    "eval_language": unit.cell.language,
+                    "doc_id": items["doc_id"],
+                    "correct": items["acc"],
+                    "correct_norm": norm if norm is not None else items["acc"],
+                }
+            )
+            frame.to_csv(out, index=False, header=False)
+            n += len(frame)
+    os.replace(tmp, file)
+    return n
+
+
+def write_csv(frame: pd.DataFrame, file: Path) -> None:
+    """Write ``frame`` to ``file`` via a temporary file and a rename."""
+    tmp = file.with_name(file.name + ".tmp")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, file)
+
+
+def write_json(data: dict[str, Any], file: Path) -> None:
+    """Write ``data`` as indented JSON via a temporary file and a rename."""
+    tmp = file.with_name(file.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    os.replace(tmp, file)
+
+
+def run_info(plan: Plan, jobs: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Return run_info.json's content (docs/architecture.md) plus ``extra`` fields."""
+    study = plan.study
+    return {
+        "study": study.name,
+        "config": study.model_dump(mode="json"),
+        "models": [
+            {
+                "name": m.name,
+                "ref": m.ref,
+                "model_hash": m.model_hash,
+                "size_b": m.size_b,
+                "family": m.family,
+            }
+            for m in plan.models
+        ],
+        "tasks": [
+            {"name": c.task, "language": c.language, "task_hash": h}
+            for c, h in plan.task_hashes.items()
+        ],
+        "languages": list(study.languages),
+        "seeds": list(study.seeds),
+        "versions": plan.versions,
+        "jobs": jobs,
+        **extra,
+    }

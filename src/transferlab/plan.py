@@ -1,0 +1,268 @@
+"""A study → content-addressed jobs: baseline and adapter evaluations, one training per source.
+
+Every key hashes everything that determines the job's output (model content hash, task content
+hashes, settings, seed, code versions), never names or paths, so a finished job is found again
+after any change that does not affect it, and redone after any change that does.
+The unit of evaluation is one model state on one target cell; evaluation jobs group the units
+still to do per (model, seed), so adding a language, task or seed only adds work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from transferlab.config import Study
+from transferlab.grid import Cell, Source
+
+BASE = "base"  # the state name of the un-tuned model
+
+
+@cache
+def code_versions() -> dict[str, str]:
+    """Return the versions of the code that determines results (python and key packages)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for dist in ("transferlab", "torch", "transformers", "peft"):
+        try:
+            found[dist] = version(dist)
+        except PackageNotFoundError:
+            found[dist] = "not installed"
+    return found
+
+
+def content_key(*parts: Any) -> str:
+    """Return a 20-hex-digit hash of JSON-serialisable parts."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What a job needs to load a model, and how results name it."""
+
+    name: str
+    ref: str
+    trust_remote_code: bool
+    model_hash: str
+    family: str
+    size_b: float
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Fine-tune one adapter of ``model`` on ``source`` with ``seed``."""
+
+    key: str
+    model: ModelRef
+    source: Source
+    seed: int
+    task_refs: tuple[tuple[str, str], ...]  # (task name, reference get_task resolves)
+    settings: dict[str, Any]
+    items_per_source: int | None
+    validation_items: int | None
+    device: str
+    adapter_name: str  # folder under the store's adapters/
+    provenance: dict[str, Any] = field(compare=False)
+    kind: str = "train"
+
+    @property
+    def label(self) -> str:
+        """Return a one-line description for progress and status."""
+        return f"train {self.model.name} on {self.source} seed {self.seed}"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One model state (base, or the adapter of a training job) scored on one target cell."""
+
+    key: str
+    model: str
+    state: str  # BASE or the training job's key
+    seed: int | None
+    cell: Cell
+    task_hash: str
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """Score several states of one model on their target cells in one process."""
+
+    key: str
+    model: ModelRef
+    seed: int | None  # None for the baseline
+    units: tuple[Unit, ...]
+    task_refs: tuple[tuple[str, str], ...]
+    evaluation: dict[str, Any]
+    provenance: dict[str, Any] = field(compare=False)
+    state_names: dict[str, str] = field(default_factory=dict, compare=False)  # key → readable
+    kind: str = "evaluate"
+
+    @property
+    def label(self) -> str:
+        """Return a one-line description for progress and status."""
+        states = {u.state for u in self.units}
+        what = "base" if states == {BASE} else f"{len(states)} adapter(s) seed {self.seed}"
+        cells = len({u.cell for u in self.units})
+        return f"evaluate {self.model.name} {what} on {cells} cell(s)"
+
+
+Job = TrainJob | EvalJob
+
+
+@dataclass
+class Plan:
+    """Everything a study asks for, before looking at what is done."""
+
+    study: Study
+    models: list[ModelRef]
+    task_hashes: dict[Cell, str]
+    headline: dict[str, str]  # task → its headline metric
+    train_jobs: list[TrainJob]
+    units: list[Unit]
+    versions: dict[str, str]
+    task_refs: tuple[tuple[str, str], ...]
+
+    def trainings_of(self, model: str, seed: int) -> list[TrainJob]:
+        """Return the training jobs of one (model, seed) group."""
+        return [j for j in self.train_jobs if j.model.name == model and j.seed == seed]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
+
+
+def plan_study(study: Study) -> Plan:
+    """Return the study's training jobs and evaluation units (models resolved and hashed)."""
+    from transferlab.models import model_info
+
+    versions = code_versions()
+    task_refs = tuple(study.task_refs.items())
+    task_hashes = {
+        cell: study.task_specs[cell.task].content_hash(cell.language) for cell in study.cells
+    }
+    headline = {name: spec.metric for name, spec in study.task_specs.items()}
+    evaluation = study.evaluation.model_dump()
+    settings = study.training.model_dump(mode="json")
+    data = study.train_data.model_dump()
+    models, train_jobs, units = [], [], []
+    for spec in study.models:
+        info = model_info(spec.ref)
+        model = ModelRef(
+            spec.display_name,
+            spec.ref,
+            spec.trust_remote_code,
+            info.model_hash,
+            info.family,
+            info.size_b,
+        )
+        models.append(model)
+        for cell in study.cells:
+            key = content_key(
+                "score", model.model_hash, BASE, task_hashes[cell], evaluation, versions
+            )
+            units.append(Unit(key, model.name, BASE, None, cell, task_hashes[cell]))
+        for seed in study.seeds:
+            for source in study.source_list:
+                parts = [(str(c), task_hashes[c], w) for c, w in source.parts]
+                key = content_key(
+                    "train",
+                    model.model_hash,
+                    parts,
+                    settings,
+                    data,
+                    seed,
+                    study.evaluation.device,
+                    versions,
+                )
+                name = f"{_slug(model.name)}/{_slug(str(source))}.seed{seed}.{key[:10]}"
+                provenance = {
+                    "model": model.name,
+                    "model_ref": model.ref,
+                    "model_hash": model.model_hash,
+                    "source": str(source),
+                    "task_hashes": {c: h for c, h, _ in parts},
+                    "seed": seed,
+                    "settings": settings,
+                    "train_data": data,
+                    "versions": versions,
+                }
+                train_jobs.append(
+                    TrainJob(
+                        key,
+                        model,
+                        source,
+                        seed,
+                        task_refs,
+                        settings,
+                        data["items_per_source"],
+                        data["validation_items"],
+                        study.evaluation.device,
+                        name,
+                        provenance,
+                    )
+                )
+                for cell in study.cells:
+                    unit = content_key(
+                        "score", model.model_hash, key, task_hashes[cell], evaluation, versions
+                    )
+                    units.append(Unit(unit, model.name, key, seed, cell, task_hashes[cell]))
+    return Plan(study, models, task_hashes, headline, train_jobs, units, versions, task_refs)
+
+
+def evaluation_jobs(
+    plan: Plan,
+    done_units: Iterable[str],
+    ready: Iterable[str] | None = None,
+    settled: Iterable[str] | None = None,
+) -> list[EvalJob]:
+    """Return evaluation jobs for the units not done, one per (model, seed).
+
+    ``ready`` are the training keys whose adapters are committed and ``settled`` those whose
+    training will not change any more in this run (done or out of retries): a seed's group is
+    formed once all its trainings are settled, from the units whose adapter is ready. With
+    ``ready=None`` every adapter counts as ready (what ``status`` shows as still to do).
+    """
+    done = set(done_units)
+    ready_set = set(ready) if ready is not None else None
+    settled_set = set(settled) if settled is not None else None
+    groups: dict[tuple[str, int | None], list[Unit]] = defaultdict(list)
+    for unit in plan.units:
+        if unit.key in done:
+            continue
+        if unit.state != BASE and ready_set is not None:
+            trainings = plan.trainings_of(unit.model, unit.seed)
+            if settled_set is not None and any(j.key not in settled_set for j in trainings):
+                continue
+            if unit.state not in ready_set:
+                continue
+        groups[(unit.model, unit.seed)].append(unit)
+    by_name = {m.name: m for m in plan.models}
+    names = {j.key: f"{j.source}.seed{j.seed}" for j in plan.train_jobs}
+    evaluation = plan.study.evaluation.model_dump()
+    jobs = []
+    for (model, seed), units in groups.items():
+        key = content_key("evaluate", sorted(u.key for u in units))
+        provenance = {"versions": plan.versions, "evaluation": evaluation}
+        states = {u.state: names.get(u.state, BASE) for u in units}
+        jobs.append(
+            EvalJob(
+                key,
+                by_name[model],
+                seed,
+                tuple(units),
+                plan.task_refs,
+                evaluation,
+                provenance,
+                states,
+            )
+        )
+    return jobs
