@@ -1,0 +1,123 @@
+"""Where a training run writes: resumable checkpoints beside the output, the adapter at the end.
+
+While training, everything lives in ``<out>.partial/``; the finished adapter folder is built in
+there and renamed to ``<out>`` in one step, so ``<out>`` exists only when it is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+METADATA_FILE = "transferlab.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def partial_dir(out_dir: Path) -> Path:
+    """Return the working folder of a run whose result goes to ``out_dir``."""
+    return out_dir.with_name(out_dir.name + ".partial")
+
+
+def fingerprint(parts: dict[str, Any]) -> str:
+    """Return a hash of everything that determines the trained weights."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def library_versions() -> dict[str, str]:
+    """Return the versions of the libraries that shape training results."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for name in ("torch", "transformers", "peft", "transferlab"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
+
+
+def adapter_hash(adapter_dir: Path) -> str:
+    """Return a content hash of an adapter's weights and the config fields that shape them."""
+    config = json.loads((adapter_dir / ADAPTER_CONFIG).read_text())
+    # Where the base model lived on the training machine does not change the adapter.
+    for key in ("base_model_name_or_path", "revision"):
+        config.pop(key, None)
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    with (adapter_dir / ADAPTER_WEIGHTS).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def save_checkpoint(work: Path, payload: dict[str, Any]) -> None:
+    """Write the checkpoint atomically (a crash mid-write leaves the previous one)."""
+    import torch
+
+    work.mkdir(parents=True, exist_ok=True)
+    tmp = work / (CHECKPOINT_FILE + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, work / CHECKPOINT_FILE)
+
+
+def load_checkpoint(work: Path, expected_fingerprint: str) -> dict[str, Any] | None:
+    """Return the checkpoint of an interrupted identical run, or None to start afresh."""
+    import torch
+
+    file = work / CHECKPOINT_FILE
+    if not file.exists():
+        return None
+    try:
+        payload = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as error:  # a torn or foreign file is not worth failing the run for
+        log.warning("ignoring unreadable checkpoint %s: %s", file, error)
+        return None
+    if payload.get("fingerprint") != expected_fingerprint:
+        log.warning(
+            "checkpoint %s is from a different run (settings or data); starting afresh", file
+        )
+        return None
+    return payload
+
+
+def read_metadata(folder: Path) -> dict[str, Any] | None:
+    """Return a folder's transferlab.json, or None if it has none."""
+    file = folder / METADATA_FILE
+    return json.loads(file.read_text()) if file.exists() else None
+
+
+def write_json(file: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as indented JSON via a temporary file and a rename."""
+    tmp = file.with_name(file.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    os.replace(tmp, file)
+
+
+def publish_adapter(
+    peft_model: Any, weights: dict[str, Any], work: Path, out_dir: Path, metadata: dict[str, Any]
+) -> str:
+    """Write the adapter with ``weights`` and its metadata to ``out_dir`` atomically; return its hash."""
+    from peft import set_peft_model_state_dict
+
+    staging = work / "final"
+    if staging.exists():
+        shutil.rmtree(staging)
+    set_peft_model_state_dict(peft_model, weights)
+    peft_model.save_pretrained(staging, safe_serialization=True)
+    digest = adapter_hash(staging)
+    write_json(staging / METADATA_FILE, {**metadata, "adapter_hash": digest})
+    if out_dir.exists():
+        out_dir.rmdir()  # only an empty folder is replaced; the caller checked
+    os.replace(staging, out_dir)
+    shutil.rmtree(work, ignore_errors=True)
+    return digest

@@ -1,0 +1,113 @@
+"""Training hyperparameters (the reference study's recipe by default) and ``--set`` overrides."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from transferlab.errors import UserError, did_you_mean
+
+# The seven projections of a transformer block, in the names Llama-style models use; other
+# architectures are mapped onto these in ``lora.py``.
+_EXPONENT_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class TrainSettings(BaseModel):
+    """Every knob of one LoRA fine-tune; defaults are PROTOCOL.md §1 (library defaults elsewhere)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # LoRA
+    lora_r: int = Field(32, gt=0)
+    lora_alpha: float = Field(64, gt=0)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: tuple[str, ...] = Field(ALL_PROJECTIONS, min_length=1)
+    # Schedule and optimiser (AdamW with the transformers Trainer defaults)
+    epochs: int = Field(3, gt=0)
+    max_steps: int | None = Field(None, gt=0, description="stop after this many optimizer steps")
+    learning_rate: float = Field(5e-5, gt=0)
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    optimizer: Literal["adamw"] = "adamw"
+    weight_decay: float = Field(0.0, ge=0)
+    adam_beta1: float = Field(0.9, ge=0, lt=1)
+    adam_beta2: float = Field(0.999, ge=0, lt=1)
+    adam_epsilon: float = Field(1e-8, gt=0)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    # Batches
+    batch_size: int = Field(8, gt=0)
+    grad_accumulation: int = Field(1, gt=0)
+    eval_batch_size: int = Field(16, gt=0)
+    max_length: int = Field(1024, gt=1, description="tokens; longer prompts lose their start")
+    group_by_length: bool = True
+    length_group_batches: int = Field(
+        16, gt=0, description="batches whose examples are sorted by length together"
+    )
+    # Numerics and bookkeeping
+    dtype: Literal["float32", "bfloat16"] = "bfloat16"
+    select_best: bool = Field(True, description="keep the epoch with the best validation loss")
+    logging_steps: int = Field(10, gt=0)
+    min_train_items: int = Field(10, gt=0)
+
+    @property
+    def effective_batch_size(self) -> int:
+        """Return examples per optimizer step."""
+        return self.batch_size * self.grad_accumulation
+
+
+def coerce_value(text: str) -> Any:
+    """Return a ``--set`` value with its YAML type (int, float, bool, null, list), else the text."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str) and _EXPONENT_FLOAT.match(text):
+        return float(text)  # YAML 1.1 reads "5e-5" (no dot) as a string
+    return text if isinstance(value, dict) else value
+
+
+def make_settings(values: dict[str, Any], where: str = "training settings") -> TrainSettings:
+    """Return validated settings from a plain mapping, or raise UserError naming the bad key."""
+    known = list(TrainSettings.model_fields)
+    for key in values:
+        if key not in known:
+            raise UserError(
+                where,
+                f"unknown training setting {key!r}{did_you_mean(key, known)}",
+                f"known settings: {', '.join(known)}",
+            )
+    values = dict(values)
+    modules = values.get("target_modules")
+    if isinstance(modules, str):
+        values["target_modules"] = tuple(m.strip() for m in modules.split(",") if m.strip())
+    try:
+        return TrainSettings(**values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise UserError(
+            where,
+            f"training setting {field!r}: {first['msg']} (got {first.get('input')!r})",
+            "give a valid value",
+        ) from None
+
+
+def apply_overrides(
+    overrides: list[str] | tuple[str, ...],
+    base: TrainSettings | None = None,
+    where: str = "--set",
+) -> TrainSettings:
+    """Return ``base`` (default: the reference recipe) with ``key=value`` overrides applied."""
+    values = base.model_dump() if base is not None else {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(where, f"{item!r} is not key=value", "write e.g. --set epochs=2")
+        values[key] = coerce_value(text.strip())
+    return make_settings(values, where)
