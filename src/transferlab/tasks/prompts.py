@@ -99,12 +99,11 @@ class FieldRenderer:
     prompts: dict[str, Any] = field(default_factory=dict)
     max_choices: int | None = None
 
-    def doc_id(self, row: dict[str, Any], index: int) -> str:
-        """Return the row's item ID (``_index`` in a template is the row's position)."""
-        spec = self.fields.get("id", "{{_index}}")
-        if isinstance(spec, str) and spec not in row:
-            return str(render(spec, {**row, "_index": index}, self.where, "fields.id"))
-        return str(field_value(spec, row, self.where, "fields.id"))
+    def doc_id(self, row: dict[str, Any], index: int) -> str | None:
+        """Return the row's item ID, or None to number items by position."""
+        if "id" not in self.fields:
+            return None
+        return str(field_value(self.fields["id"], row, self.where, "fields.id"))
 
     def parts(self, row: dict[str, Any], language: str, doc_id: str) -> tuple[str, list[str], int]:
         """Return (question, choices, gold index) of a row."""

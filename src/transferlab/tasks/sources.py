@@ -84,6 +84,21 @@ class LocalFiles:
         return "bundled" if "suite" in self.base.parts else f"local files in {self.base}"
 
 
+def _hub_resolvable() -> bool:
+    # A DNS lookup fails at once offline, where `datasets` would retry for half a minute.
+    import socket
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
+        return False
+    try:
+        socket.getaddrinfo(host or "huggingface.co", 443)
+    except OSError:
+        return False
+    return True
+
+
 @dataclass
 class HubDataset:
     """Rows from a Hugging Face hub dataset (per-language config; pools are the hub's splits).
@@ -121,6 +136,14 @@ class HubDataset:
         import datasets
 
         source = str(local) if local else hub_id
+        if not local and not _hub_resolvable():
+            raise UserError(
+                self.where,
+                f"data.hub: {hub_id} has no local copy and the hub cannot be reached",
+                f"set {DATASETS_ENV} to a folder holding a copy at <folder>/{hub_id} "
+                f"(huggingface-cli download --repo-type dataset {hub_id} "
+                f"--local-dir <folder>/{hub_id}) or connect to the hub",
+            )
         log.info("loading %s (config %s, split %s)", source, config, pool)
         try:
             dataset = datasets.load_dataset(
@@ -131,13 +154,10 @@ class HubDataset:
                 cache_dir=os.environ.get("HF_DATASETS_CACHE"),
             )
         except Exception as error:  # datasets raises many types for one cause: not reachable
-            root = os.environ.get(DATASETS_ENV)
             hint = (
-                f"{root}/{hub_id} does not hold config {config!r} split {pool!r}"
+                f"check that {local} holds config {config!r} with split {pool!r}"
                 if local
-                else f"set {DATASETS_ENV} to a folder holding a copy at <folder>/{hub_id} "
-                "(huggingface-cli download --repo-type dataset "
-                f"{hub_id} --local-dir <folder>/{hub_id}) or connect to the hub"
+                else f"check the dataset id, or put a copy under ${DATASETS_ENV}/{hub_id}"
             )
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise UserError(

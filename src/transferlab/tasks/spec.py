@@ -31,7 +31,8 @@ class DataSource(Protocol):
 class Renderer(Protocol):
     """Turns a row into an item ID, an evaluation item and a training example."""
 
-    def doc_id(self, row: dict[str, Any], index: int) -> str: ...
+    def doc_id(self, row: dict[str, Any], index: int) -> str | None:
+        """Return the row's ID, or None when items are numbered by position."""
 
     def eval_item(self, row: dict[str, Any], language: str, doc_id: str) -> MCItem: ...
 
@@ -153,7 +154,10 @@ class TaskSpec:
         for language in self.languages:
             for pool in pools:
                 pool_rows = self.source.load(language, pool)
-                pool_ids = [self.renderer.doc_id(row, i) for i, row in enumerate(pool_rows)]
+                pool_ids = [
+                    _position_id(self.renderer.doc_id(row, i), i, pool, self.plan.test_pool)
+                    for i, row in enumerate(pool_rows)
+                ]
                 check_unique(pool_ids, where, language, pool)
                 ids[pool][language] = pool_ids
                 rows[language].update(zip(pool_ids, pool_rows, strict=True))
@@ -167,6 +171,14 @@ class TaskSpec:
         for language in self.languages:
             for doc_id, row in self._rows(language, "test"):
                 self.renderer.eval_item(row, language, doc_id)
+
+
+def _position_id(doc_id: str | None, index: int, pool: str, test_pool: str) -> str:
+    # Without an ID column, an item is its position, as lm-eval numbers documents; positions in
+    # another pool carry the pool's name so they cannot collide with test positions.
+    if doc_id is not None:
+        return doc_id
+    return str(index) if pool == test_pool else f"{pool}:{index}"
 
 
 def _example_dict(example: TrainExample) -> dict[str, str]:

@@ -24,6 +24,18 @@ _ENV = jinja2.Environment(
 _ENV.filters["regex_replace"] = _regex_replace
 
 
+def okapi_preprocess(text: str | None) -> str:
+    """Return text cleaned as lm-eval's Okapi multilingual ARC/HellaSwag/TruthfulQA tasks do."""
+    if text is None:
+        return " "
+    text = text.strip().replace(" [title]", ". ")
+    return re.sub("\\[.*?\\]", "", text).replace("  ", " ")
+
+
+# An addition to lm-eval's environment (templates that do not name it render the same).
+_ENV.filters["okapi_preprocess"] = okapi_preprocess
+
+
 @lru_cache(maxsize=512)
 def _compile(template: str, where: str, field: str) -> jinja2.Template:
     try:
