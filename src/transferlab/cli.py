@@ -38,11 +38,18 @@ def app(verbose: bool) -> None:
 @click.option(
     "--metric", default=None, help="Delta column to analyse (default: the headline metric)."
 )
-def analyze(results: Path, out_dir: Path, metric: str | None) -> None:
+@click.option(
+    "--family",
+    "families",
+    multiple=True,
+    metavar="MODEL=FAMILY",
+    help="Override the family read from a model's name (repeatable).",
+)
+def analyze(results: Path, out_dir: Path, metric: str | None, families: tuple[str, ...]) -> None:
     """Reproduce the reference study's tables and figures from a results table."""
     from transferlab.analysis.command import analyze_results
 
-    regimes = analyze_results(results, out_dir, metric=metric)
+    regimes = analyze_results(results, out_dir, metric=metric, families=families)
     click.echo(regimes.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
     click.echo(f"Wrote tables and figures to {out_dir}")
 

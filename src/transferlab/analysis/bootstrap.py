@@ -1,0 +1,109 @@
+"""Item-level paired bootstrap: a 95% CI for each cell's Δ from per-item correctness."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from transferlab.analysis.schema import PAPER_KEYS
+from transferlab.errors import UserError
+
+ITEM_COLUMNS = (
+    "model_name",
+    "seed",
+    "fine_tuned_dataset",
+    "fine_tuned_language",
+    "eval_dataset",
+    "eval_language",
+    "doc_id",
+    "correct",
+    "correct_norm",
+)
+CI_COLUMNS = [*PAPER_KEYS.values(), "delta", "ci_low", "ci_high", "contains_zero", "n_items"]
+_TARGET = ["model", "target_task", "target_language", "doc_id"]
+
+
+def items_from_frame(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """Return validated per-item rows with internal key names (base rows have no source)."""
+    missing = [c for c in ITEM_COLUMNS if c not in frame.columns]
+    if missing:
+        raise UserError(
+            where, f"missing column(s) {', '.join(missing)}", "write the items table in full"
+        )
+    items = frame[list(ITEM_COLUMNS)].rename(columns={v: k for k, v in PAPER_KEYS.items()})
+    for column in ("model", "source_task", "source_language", "target_task", "target_language"):
+        items[column] = items[column].astype("string").str.strip().fillna("").astype(str)
+    items["doc_id"] = items["doc_id"].astype(str)
+    for column in ("correct", "correct_norm"):
+        values = pd.to_numeric(items[column], errors="coerce")
+        bad = values.isna() | ~values.between(0, 1)
+        if bad.any():
+            raise UserError(
+                where,
+                f"column {column!r} holds {str(items[column][bad.idxmax()])!r} on line "
+                f"{int(bad.idxmax()) + 2}",
+                "write 0 or 1 for each item",
+            )
+        items[column] = values.astype(float)
+    items["seed"] = pd.to_numeric(items["seed"], errors="coerce")
+    return items
+
+
+def _paired_differences(items: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per (model, source, target, item): mean correctness over seeds minus the base model's."""
+    is_base = items["source_task"] == ""
+    base = items.loc[is_base].groupby(_TARGET)[column].mean().rename("base")
+    tuned = (
+        items.loc[~is_base]
+        .groupby(["model", "source_task", "source_language", *_TARGET[1:]])[column]
+        .mean()
+        .rename("tuned")
+        .reset_index()
+    )
+    paired = tuned.join(base, on=_TARGET, how="inner")
+    paired["difference"] = paired["tuned"] - paired["base"]
+    return paired
+
+
+def cell_ci(
+    items: pd.DataFrame | None, metric: str, n_boot: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """Return per cell Δ (pp) from items with its 95% paired bootstrap CI over items.
+
+    Items are resampled with replacement; the base and fine-tuned answers of an item stay
+    paired. One resample of a target's items serves every cell of that target. Empty when
+    there are no items or the metric is not one the items carry (`delta_score[_norm]...`).
+    """
+    column = "correct_norm" if metric.startswith("delta_score_norm") else "correct"
+    if items is None or items.empty or not metric.startswith("delta_score"):
+        return pd.DataFrame(columns=CI_COLUMNS)
+    paired = _paired_differences(items, column)
+    rng = np.random.default_rng(seed)
+    out = []
+    cell = ["model", "source_task", "source_language"]
+    for (task, language), block in paired.groupby(["target_task", "target_language"], sort=True):
+        wide = block.pivot(index="doc_id", columns=cell, values="difference")
+        values = wide.to_numpy(float)
+        mask = ~np.isnan(values)
+        n_docs = values.shape[0]
+        weights = rng.multinomial(n_docs, np.full(n_docs, 1 / n_docs), size=n_boot).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            boot = 100.0 * (weights @ np.nan_to_num(values)) / (weights @ mask)
+        low, high = np.nanpercentile(boot, [2.5, 97.5], axis=0)
+        delta = 100.0 * np.nanmean(values, axis=0)
+        for i, (model, source_task, source_language) in enumerate(wide.columns):
+            out.append(
+                (
+                    model,
+                    source_task,
+                    source_language,
+                    task,
+                    language,
+                    delta[i],
+                    low[i],
+                    high[i],
+                    bool(low[i] <= 0 <= high[i]),
+                    int(mask[:, i].sum()),
+                )
+            )
+    return pd.DataFrame(out, columns=CI_COLUMNS)

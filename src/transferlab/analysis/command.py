@@ -1,0 +1,166 @@
+"""The file side of the analysis: read results tables, write `analyze` and `export` outputs.
+
+Everything is read and validated before anything is written, so bad input leaves no files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from importlib.metadata import version
+from pathlib import Path
+
+import pandas as pd
+
+from transferlab.analysis.aggregate import to_paper_schema
+from transferlab.analysis.bootstrap import items_from_frame
+from transferlab.analysis.figures import analysis_figures, png_bytes
+from transferlab.analysis.result import INDEXED_TABLES, run_analysis
+from transferlab.analysis.schema import ResultsTable, table_from_frame
+from transferlab.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+RUN_DIR_TABLES = ("results_per_seed.csv", "results.csv")
+ITEMS_FILE = "items.csv.gz"
+# the public file contracts (DESIGN.md §3); other tables are written with all their columns
+CONTRACT_COLUMNS: dict[str, list[str]] = {
+    "regimes": ["regime", "n", "mean", "median", "pct_positive", "pct_harm"],
+    "roles_language": ["language", "donor", "donor_se", "recipient", "recipient_se"],
+    "roles_task": ["task", "donor", "donor_se", "recipient", "recipient_se"],
+    "variance": ["subset", "component", "share_pct"],
+    "consistency": ["regime", "grouping", "median", "q1", "q3", "n_sources"],
+    "onoff_task": [
+        "model",
+        "source_task",
+        "source_language",
+        "on_task",
+        "off_task",
+        "off_task_harm_pct",
+    ],
+}
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise UserError(path, "no such file", "check the path") from None
+    except pd.errors.EmptyDataError:
+        raise UserError(
+            path, "the file is empty", "point at a results table with a header row"
+        ) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
+        first_line = (str(error).strip() or type(error).__name__).splitlines()[0]
+        raise UserError(path, f"not a readable CSV ({first_line})", "write a UTF-8 CSV") from None
+
+
+def _table_file(path: Path) -> Path:
+    if not path.exists():
+        raise UserError(path, "no such file or directory", "check the path")
+    if not path.is_dir():
+        return path
+    for name in RUN_DIR_TABLES:
+        if (path / name).is_file():
+            return path / name
+    raise UserError(
+        path,
+        f"the directory holds no results table ({' or '.join(RUN_DIR_TABLES)})",
+        "point at a run directory after `transferlab run`, or at a CSV",
+    )
+
+
+def read_results(path: Path | str) -> ResultsTable:
+    """Return the validated results table in `path`: a CSV in either schema or a run directory.
+
+    An `items.csv.gz` next to the table adds the per-item results for the item bootstrap.
+    """
+    table_path = _table_file(Path(path))
+    frame = _read_csv(table_path)
+    items_path = table_path.parent / ITEMS_FILE
+    items = (
+        items_from_frame(_read_csv(items_path), str(items_path)) if items_path.is_file() else None
+    )
+    return table_from_frame(frame, str(table_path), items=items)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_writable_dir(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(out_dir, "exists and is not a directory", "choose another --out")
+
+
+def parse_families(entries: Iterable[str] | Mapping[str, str]) -> dict[str, str]:
+    """Return {model: family} from `MODEL=FAMILY` entries (a mapping is taken as it is)."""
+    if isinstance(entries, Mapping):
+        return dict(entries)
+    families = {}
+    for entry in entries:
+        model, sep, family = entry.rpartition("=")
+        if not sep or not model.strip() or not family.strip():
+            raise UserError(
+                "--family", f"{entry!r} is not MODEL=FAMILY", "e.g. --family Qwen/Qwen2.5-7B=qwen"
+            )
+        families[model.strip()] = family.strip()
+    return families
+
+
+def analyze_results(
+    path: Path | str,
+    out_dir: Path | str,
+    metric: str | None = None,
+    families: Iterable[str] | Mapping[str, str] = (),
+) -> pd.DataFrame:
+    """Write every analysis table (CSV) and figure (PNG) of a results table; return the regimes.
+
+    `families` overrides the family of named models (`MODEL=FAMILY` entries or a mapping).
+    """
+    out_dir = Path(out_dir)
+    _check_writable_dir(out_dir)
+    overrides = parse_families(families)
+    table = read_results(path)
+    if overrides:
+        table = table.with_families(overrides)
+    result = run_analysis(table, metric)
+    pngs = {name: png_bytes(figure) for name, figure in analysis_figures(result).items()}
+    info = {
+        "input": table.where,
+        "input_sha256": _file_sha256(Path(table.where)),
+        "schema": table.schema,
+        "metric": result.metric,
+        "rows": len(table.cells),
+        "holes": table.holes,
+        "bootstrap": {"replicates": result.n_boot, "seed": result.seed, "level": 0.95},
+        "models": result.tables["models"].to_dict(orient="records"),
+        "versions": {"transferlab": version("transferlab"), "pandas": pd.__version__},
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, frame in result.tables.items():
+        columns = CONTRACT_COLUMNS.get(name, list(frame.columns))
+        frame[columns].to_csv(out_dir / f"{name}.csv", index=name in INDEXED_TABLES)
+    for name, png in pngs.items():
+        (out_dir / f"{name}.png").write_bytes(png)
+    (out_dir / "analysis_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    logger.info("wrote %d tables and %d figures to %s", len(result.tables), len(pngs), out_dir)
+    return result.tables["regimes"]
+
+
+def export_results(path: Path | str, out_file: Path | str) -> int:
+    """Write the results table in the paper's schema (seeds aggregated); return its row count."""
+    out_file = Path(out_file)
+    if out_file.is_dir():
+        raise UserError(out_file, "is a directory", "give a file name such as results.csv")
+    table = read_results(path)
+    paper = to_paper_schema(table.cells)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    paper.to_csv(out_file, index=False)
+    return len(paper)

@@ -1,0 +1,419 @@
+"""Results-table schemas: validate a raw table and turn it into a `ResultsTable` (no file I/O).
+
+Two schemas are read: the reference study's released `transfer_results.csv` (seeds aggregated,
+PROTOCOL.md §1) and transferlab's per-seed export `results_per_seed.csv`. Inside the analysis the
+key columns carry short names (`model`, `source_task`, ...); `PAPER_KEYS` maps them back.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from transferlab.errors import UserError, did_you_mean
+from transferlab.grid import REGIMES, regime_of
+
+logger = logging.getLogger(__name__)
+
+# internal name -> column name in both file schemas
+PAPER_KEYS: dict[str, str] = {
+    "model": "model_name",
+    "source_task": "fine_tuned_dataset",
+    "source_language": "fine_tuned_language",
+    "target_task": "eval_dataset",
+    "target_language": "eval_language",
+}
+CELL_KEYS: tuple[str, ...] = tuple(PAPER_KEYS)
+SCORES: tuple[str, ...] = (
+    "score",
+    "score_base",
+    "score_norm",
+    "score_norm_base",
+    "delta_score",
+    "delta_score_norm",
+)
+PAPER_COLUMNS: tuple[str, ...] = (
+    "model_name",
+    "model_size",
+    "fine_tuned_dataset",
+    "fine_tuned_language",
+    "eval_dataset",
+    "eval_language",
+    "regime",
+    *(f"{score}_{stat}" for score in SCORES for stat in ("mean", "std")),
+    "n_seeds",
+    *(f"{score}_se" for score in SCORES),
+)
+PER_SEED_COLUMNS: tuple[str, ...] = (
+    "model_name",
+    "model_size",
+    "model_family",
+    "fine_tuned_dataset",
+    "fine_tuned_language",
+    "eval_dataset",
+    "eval_language",
+    "regime",
+    "seed",
+    *SCORES,
+    "n_items",
+    "headline_metric",
+    "model_hash",
+    "adapter_hash",
+    "task_hash",
+    "dtype",
+    "batch_size",
+    "versions",
+)
+HEADLINE_METRIC = "delta_score_norm_mean"
+HARM_PP = -1.0
+# Δ from proportions carries float rounding (100 * (0.25 - 0.26) is -1.0000000000000009)
+_TOLERANCE = 1e-9
+_MISSING_TEXT = {"", "nan", "NaN", "NA", "None", "null"}
+_PAPER_NUMERIC = tuple(c for c in PAPER_COLUMNS if c.endswith(("_mean", "_std", "_se", "n_seeds")))
+_INTEGER_COLUMNS = ("seed", "n_seeds", "n_items", "batch_size")
+_SIZE_TEXT = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([bBmM]?)\s*$")
+
+
+def is_harm(delta: pd.Series | np.ndarray) -> pd.Series | np.ndarray:
+    """Return whether each Δ (pp) is harm: Δ ≤ −1.0 pp, up to float rounding."""
+    return delta <= HARM_PP + _TOLERANCE
+
+
+def size_bucket(size_b: float) -> str:
+    """Return the size bucket of a model: S ≤1.5B, M up to 7B, L ≥7B (PROTOCOL.md §1)."""
+    if size_b <= 1.5:
+        return "S"
+    return "M" if size_b < 7 else "L"
+
+
+def family_of(model_name: str) -> str:
+    """Return the family read from a model name: the leading letters of its last path part."""
+    base = model_name.rstrip("/").rsplit("/", 1)[-1]
+    letters = re.match(r"[A-Za-z]+", base)
+    return (letters.group(0) if letters else base).lower()
+
+
+def parse_size_b(value: object) -> float | None:
+    """Return a model size in billions from a number (billions) or text like '1.5B' / '135M'."""
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        return float(value) if np.isfinite(value) and value > 0 else None
+    match = _SIZE_TEXT.match(str(value))
+    if not match:
+        return None
+    number = float(match.group(1))
+    number = number / 1000 if match.group(2).lower() == "m" else number
+    return number if number > 0 else None
+
+
+@dataclass(frozen=True)
+class ResultsTable:
+    """A validated results table.
+
+    `cells` has one row per (model, source cell, target cell) with seeds aggregated: the key
+    columns under their internal names, `regime` (derived from the keys), `model_family`,
+    `size_b`, `size_bucket`, the paper's score columns and any extra columns of the file.
+    `seeds` holds the per-seed rows when the table came from transferlab's per-seed export, and
+    `items` the per-item correctness for the item bootstrap when present.
+    """
+
+    cells: pd.DataFrame
+    where: str
+    schema: str  # "paper" | "per_seed"
+    seeds: pd.DataFrame | None = None
+    items: pd.DataFrame | None = None
+    holes: int = 0
+
+    @property
+    def models(self) -> pd.DataFrame:
+        """Return one row per model: `model, model_family, size_b, size_bucket`."""
+        columns = ["model", "model_family", "size_b", "size_bucket"]
+        return self.cells[columns].drop_duplicates("model").sort_values("model", ignore_index=True)
+
+    def metric_column(self, metric: str | None) -> str:
+        """Return the column of `cells` holding `metric` (None: the headline Δ)."""
+        metric = metric or HEADLINE_METRIC
+        if self.schema == "per_seed" and metric in SCORES:
+            metric = f"{metric}_mean"
+        numeric = [c for c in self.cells.columns if pd.api.types.is_numeric_dtype(self.cells[c])]
+        if metric not in self.cells.columns:
+            choices = [c for c in numeric if c.startswith("delta_")]
+            raise UserError(
+                self.where,
+                f"no column {metric!r}{did_you_mean(metric, choices)}",
+                f"choose --metric from {', '.join(choices) or 'the delta columns'}",
+            )
+        if metric not in numeric:
+            raise UserError(self.where, f"column {metric!r} is not numeric", "choose a Δ column")
+        blank = self.cells[metric].isna()
+        if blank.any():
+            raise UserError(
+                self.where,
+                f"{int(blank.sum())} row(s) have no value in {metric!r}, e.g. "
+                f"{_describe(self.cells.loc[blank].iloc[0])}",
+                "fill the values or remove those rows",
+            )
+        return metric
+
+    def with_families(self, families: Mapping[str, str]) -> ResultsTable:
+        """Return the table with the family of the named models replaced."""
+        known = sorted(self.cells["model"].unique())
+        for name in families:
+            if name not in known:
+                raise UserError(
+                    "--family",
+                    f"unknown model {name!r}{did_you_mean(name, known)}",
+                    f"name one of: {', '.join(known)}",
+                )
+        cells = self.cells.copy()
+        cells["model_family"] = (
+            cells["model"].map(lambda m: families.get(m)).fillna(cells["model_family"])
+        )
+        return replace(self, cells=cells)
+
+
+def _describe(row: pd.Series) -> str:
+    return (
+        f"model {row['model']}, {row['source_task']}:{row['source_language']} → "
+        f"{row['target_task']}:{row['target_language']}"
+    )
+
+
+def _line(index: object) -> int:
+    """Line of a row in its CSV file (header on line 1)."""
+    return int(index) + 2
+
+
+def _require(frame: pd.DataFrame, where: str, columns: tuple[str, ...], schema: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise UserError(
+            where,
+            f"missing column(s) {', '.join(missing)} for the {schema} schema",
+            "add them (see the README's results-table formats)",
+        )
+
+
+def _numeric(frame: pd.DataFrame, column: str, where: str, allow_blank: bool) -> pd.Series:
+    raw = frame[column]
+    if pd.api.types.is_bool_dtype(raw):
+        raw = raw.astype(str)
+    if pd.api.types.is_numeric_dtype(raw):
+        values = raw.astype(float)
+        blank = values.isna()
+        bad = ~blank & ~np.isfinite(values)
+    else:
+        text = raw.astype("string").str.strip()
+        blank = text.isna() | text.isin(_MISSING_TEXT)
+        values = pd.to_numeric(text.where(~blank), errors="coerce").astype(float)
+        bad = ~blank & (values.isna() | ~np.isfinite(values))
+    if bad.any():
+        first = bad.idxmax()
+        raise UserError(
+            where,
+            f"column {column!r} has {int(bad.sum())} non-numeric value(s), first "
+            f"{str(raw[first])!r} on line {_line(first)}",
+            "write plain numbers (proportions for scores, percentage points for deltas)",
+        )
+    if not allow_blank and blank.any():
+        first = blank.idxmax()
+        raise UserError(
+            where,
+            f"column {column!r} is empty on line {_line(first)} ({int(blank.sum())} row(s))",
+            "fill in the value or remove the row",
+        )
+    values = values.where(~blank)
+    if column in _INTEGER_COLUMNS and (values.dropna() % 1 == 0).all():
+        return values.astype("Int64")
+    return values
+
+
+def _keys(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    keys = pd.DataFrame(index=frame.index)
+    for name, column in PAPER_KEYS.items():
+        text = frame[column].astype("string").str.strip()
+        blank = text.isna() | (text == "")
+        if blank.any():
+            raise UserError(
+                where,
+                f"column {column!r} is empty on line {_line(blank.idxmax())}",
+                "every row needs a model, source task/language and target task/language",
+            )
+        keys[name] = text.astype(str)
+    return keys
+
+
+def _derive_regimes(frame: pd.DataFrame, keys: pd.DataFrame, where: str) -> pd.Series:
+    derived = pd.Series(
+        [regime_of(*row).value for row in keys[list(CELL_KEYS[1:])].itertuples(index=False)],
+        index=keys.index,
+        dtype=str,
+    )
+    if "regime" not in frame.columns:
+        return derived
+    given = frame["regime"].astype("string").str.strip().fillna("")
+    unknown = (given != "") & ~given.isin(REGIMES)
+    if unknown.any():
+        first = unknown.idxmax()
+        raise UserError(
+            where,
+            f"unknown regime {given[first]!r} on line {_line(first)}"
+            f"{did_you_mean(str(given[first]), REGIMES)}",
+            f"use one of {', '.join(REGIMES)} or leave the column empty (it is derived)",
+        )
+    mismatch = (given != "") & (given != derived)
+    if mismatch.any():
+        first = mismatch.idxmax()
+        raise UserError(
+            where,
+            f"line {_line(first)} says regime {given[first]} but its source and target "
+            f"({_describe(keys.loc[first])}) make it {derived[first]}",
+            "correct the keys or the regime (the regime is derived from the keys)",
+        )
+    return derived
+
+
+def _reject_duplicates(keys: pd.DataFrame, where: str, columns: list[str]) -> None:
+    duplicated = keys.duplicated(columns, keep=False)
+    if duplicated.any():
+        rows = keys.index[duplicated]
+        first = keys.loc[rows[0], columns]
+        same = rows[(keys.loc[rows, columns] == first).all(axis=1)]
+        raise UserError(
+            where,
+            f"lines {_line(same[0])} and {_line(same[1])} repeat the key "
+            f"({', '.join(columns)}) = ({', '.join(map(str, first))}); "
+            f"{int(duplicated.sum())} row(s) are duplicated",
+            "keep one row per key",
+        )
+
+
+def _sizes(frame: pd.DataFrame, keys: pd.DataFrame, where: str) -> pd.Series:
+    raw = frame["model_size"]
+    parsed = pd.Series([parse_size_b(v) for v in raw], index=frame.index, dtype=float)
+    if parsed.isna().any():
+        first = parsed.isna().idxmax()
+        raise UserError(
+            where,
+            f"model_size {str(raw[first])!r} on line {_line(first)} is not a size",
+            "write billions of parameters as a number (1.5) or text like '1.5B' or '135M'",
+        )
+    per_model = parsed.groupby(keys["model"]).nunique()
+    if (per_model > 1).any():
+        model = per_model.index[per_model > 1][0]
+        raise UserError(
+            where,
+            f"model {model!r} has several model_size values",
+            "give each model one size",
+        )
+    return parsed
+
+
+def _families(frame: pd.DataFrame, keys: pd.DataFrame) -> pd.Series:
+    from_name = keys["model"].map(family_of)
+    if "model_family" not in frame.columns:
+        return from_name
+    given = frame["model_family"].astype("string").str.strip()
+    return given.where(~(given.isna() | (given == "")), from_name).astype(str)
+
+
+def check_grid(cells: pd.DataFrame, where: str) -> int:
+    """Return the number of holes in the (model × source × target) grid.
+
+    A source missing some of the targets its model was evaluated on is a UserError (its means
+    would compare unlike sets); whole sources or targets missing for a model are holes the
+    analysis can live with, reported as a warning.
+    """
+    for model, block in cells.groupby("model", sort=True):
+        targets = block.groupby(["target_task", "target_language"]).ngroups
+        per_source = block.groupby(["source_task", "source_language"]).size()
+        short = per_source[per_source < targets]
+        if len(short):
+            (task, language), count = short.index[0], int(short.iloc[0])
+            seen = set(zip(block["target_task"], block["target_language"], strict=True))
+            mine = block[(block["source_task"] == task) & (block["source_language"] == language)]
+            have = set(zip(mine["target_task"], mine["target_language"], strict=True))
+            example = ":".join(sorted(seen - have)[0])
+            raise UserError(
+                where,
+                f"model {model!r}, source {task}:{language} has {count} of the {targets} "
+                f"targets its model was evaluated on (missing e.g. {example}); "
+                f"{len(short)} source(s) are incomplete",
+                "finish the run (`transferlab run` resumes) or remove that source's rows",
+            )
+    n_models = cells["model"].nunique()
+    n_sources = cells.groupby(["source_task", "source_language"]).ngroups
+    n_targets = cells.groupby(["target_task", "target_language"]).ngroups
+    holes = n_models * n_sources * n_targets - len(cells)
+    if holes:
+        logger.warning(
+            "%s: the grid has %d hole(s) among %d models x %d sources x %d targets "
+            "(sources or targets missing for some models); the analyses use the %d rows present",
+            where,
+            holes,
+            n_models,
+            n_sources,
+            n_targets,
+            len(cells),
+        )
+    return holes
+
+
+def table_from_frame(
+    frame: pd.DataFrame, where: str, items: pd.DataFrame | None = None
+) -> ResultsTable:
+    """Return the validated `ResultsTable` of a raw table in either schema."""
+    from transferlab.analysis.aggregate import aggregate_seeds
+
+    if frame.empty:
+        raise UserError(where, "the table has no rows", "point at a results table with data")
+    per_seed = "seed" in frame.columns
+    schema = "per_seed" if per_seed else "paper"
+    required = (*PAPER_COLUMNS[:6], *(("seed", *SCORES) if per_seed else ()))
+    _require(frame, where, required, schema.replace("_", "-"))
+    keys = _keys(frame, where)
+    numeric_columns = (
+        ("seed", *SCORES, "n_items", "batch_size") if per_seed else _PAPER_NUMERIC + ("n_items",)
+    )
+    numbers = {
+        c: _numeric(frame, c, where, allow_blank=c not in ("seed", *SCORES))
+        for c in numeric_columns
+        if c in frame.columns
+    }
+    if per_seed and numbers["seed"].dtype != "Int64":
+        first = (numbers["seed"] % 1 != 0).idxmax()
+        raise UserError(
+            where,
+            f"seed {frame['seed'][first]!r} on line {_line(first)} is not an integer",
+            "write whole-number seeds",
+        )
+    keys["regime"] = _derive_regimes(frame, keys, where)
+    if per_seed:
+        _reject_duplicates(keys.assign(seed=numbers["seed"]), where, [*CELL_KEYS, "seed"])
+    else:
+        _reject_duplicates(keys, where, list(CELL_KEYS))
+    keys["size_b"] = _sizes(frame, keys, where)
+    keys["size_bucket"] = keys["size_b"].map(size_bucket)
+    keys["model_family"] = _families(frame, keys)
+    rest = frame.drop(
+        columns=[*PAPER_KEYS.values(), "regime", "model_family", *numbers], errors="ignore"
+    )
+    rows = pd.concat([keys, rest, pd.DataFrame(numbers, index=frame.index)], axis=1)
+    if per_seed:
+        rows["seed"] = rows["seed"].astype(int)
+        cells = aggregate_seeds(rows)
+    else:
+        cells = rows.reset_index(drop=True)
+    holes = check_grid(cells, where)
+    return ResultsTable(
+        cells=cells,
+        where=where,
+        schema=schema,
+        seeds=rows if per_seed else None,
+        items=items,
+        holes=holes,
+    )
