@@ -12,6 +12,7 @@ twice writes identical bytes.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import datetime
 import json
@@ -347,6 +348,10 @@ _BlockDumper.add_representer(
 
 
 def main() -> None:
+    global OUT
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT, help="suite folder to write")
+    OUT = parser.parse_args().out
     facts = countries()
     built = {
         "country_continent": write_task("country_continent", country_continent(facts), 120),

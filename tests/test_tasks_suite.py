@@ -1,0 +1,185 @@
+"""The bundled offline suite: parallel items, sound options, disjoint splits, native prompts;
+the registry and the `tasks list` / `tasks show` commands."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from transferlab.errors import UserError
+from transferlab.tasks import describe_tasks, get_task, list_tasks, parse_task_ref, render_task
+
+SUITE = ["country_continent", "country_currency", "month_arithmetic", "number_arithmetic",
+         "number_words"]  # fmt: skip
+REFERENCE = ["arc_challenge", "global_mmlu", "hellaswag", "truthfulqa"]
+REPO = Path(__file__).resolve().parents[1]
+# Unicode script (first word of the character name) each language's prompts are written in.
+SCRIPT = {"ar": "ARABIC", "bn": "BENGALI", "hi": "DEVANAGARI", "zh": "CJK"}
+
+
+def _script(char: str) -> str:
+    name = unicodedata.name(char, "")
+    return "LATIN" if name.startswith("LATIN") else name.split(" ")[0]
+
+
+@pytest.mark.parametrize("task", SUITE)
+def test_items_are_parallel_across_languages(task):
+    spec = get_task(task)
+    assert len(spec.languages) >= 8
+    assert {"ar", "bn"} <= set(spec.languages)
+    assert "zh" in spec.languages or task == "number_words"  # num2words has no Chinese
+    raw = {
+        lang: {row["id"]: row for pool in ("train", "test") for row in spec.source.load(lang, pool)}
+        for lang in spec.languages
+    }
+    for split in ("train", "validation", "test"):
+        reference = [(i.doc_id, i.gold) for i in spec.items("en", split)]
+        for lang in spec.languages:
+            items = spec.items(lang, split)
+            assert [(i.doc_id, i.gold) for i in items] == reference, (lang, split)
+            # Same correct answer and same options in the same order, only the wording differs.
+            codes = [raw[lang][i.doc_id]["answer_codes"] for i in items]
+            assert codes == [raw["en"][i.doc_id]["answer_codes"] for i in items]
+
+
+@pytest.mark.parametrize("task", SUITE)
+def test_every_item_has_four_distinct_options_and_a_gold_in_range(task):
+    spec = get_task(task)
+    for lang in spec.languages:
+        for split in ("train", "validation", "test"):
+            for item in spec.items(lang, split):
+                assert len(item.choices) == 4
+                assert len({c.casefold() for c in item.choices}) == 4, (lang, item)
+                assert all(c.strip() == c and c for c in item.choices)
+                assert 0 <= item.gold < 4
+            for example in spec.train_examples(lang, split):
+                assert example.target in (" A", " B", " C", " D")
+                assert example.prompt.count("\n") >= 5  # question, four options, answer cue
+
+
+@pytest.mark.parametrize("task", SUITE)
+def test_train_validation_and_test_share_no_item(task):
+    spec = get_task(task)
+    ids = {split: set(spec.split_ids(split)) for split in ("train", "validation", "test")}
+    assert not ids["test"] & (ids["train"] | ids["validation"])
+    assert not ids["train"] & ids["validation"]
+    for lang in spec.languages:
+        test_contexts = {i.context for i in spec.items(lang, "test")}
+        train_contexts = {i.context for i in spec.items(lang, "train")}
+        assert not test_contexts & train_contexts, lang
+
+
+@pytest.mark.parametrize("task", SUITE)
+def test_sizes_meet_the_suite_targets(task):
+    sizes = get_task(task).split_sizes()
+    pool = sizes["train"] + sizes["validation"]
+    assert sizes["validation"] == -(-pool // 10)  # the 90/10 cut, validation rounded up
+    if task.startswith(("month", "number")):
+        assert pool >= 300 and sizes["test"] >= 200
+    else:  # about 230 countries: the facts bound these two
+        assert pool >= 100 and sizes["test"] >= 100
+
+
+@pytest.mark.parametrize("task", SUITE)
+def test_each_language_prompt_is_written_in_its_script(task):
+    spec = get_task(task)
+    for lang in spec.languages:
+        expected = SCRIPT.get(lang, "LATIN")
+        for item in spec.items(lang, "test")[:20]:
+            letters = [c for c in item.context if c.isalpha()]
+            share = sum(_script(c) == expected for c in letters) / len(letters)
+            assert share > 0.9, (lang, item.context)
+            assert all(_script(c) == expected for c in "".join(item.choices) if c.isalpha()) or (
+                task == "country_currency"  # some currency names carry a Latin code, e.g. CFA
+            )
+
+
+def test_prompts_differ_per_language_and_hashes_are_stable():
+    spec = get_task("month_arithmetic")
+    contexts = {lang: spec.items(lang, "test")[0].context for lang in spec.languages}
+    assert len(set(contexts.values())) == len(spec.languages)
+    hashes = {lang: spec.content_hash(lang) for lang in spec.languages}
+    assert len(set(hashes.values())) == len(spec.languages)
+    assert get_task("month_arithmetic").content_hash("de") == hashes["de"]
+
+
+def test_registry_lists_suite_and_reference_tasks_and_suggests_names():
+    assert list_tasks() == SUITE + REFERENCE
+    assert parse_task_ref("global_mmlu:zh") == ("global_mmlu", "zh")
+    assert parse_task_ref("tasks/my.yaml:pt-BR") == ("tasks/my.yaml", "pt-BR")
+    assert parse_task_ref("country_continent") == ("country_continent", None)
+    with pytest.raises(UserError, match="did you mean 'country_currency'"):
+        get_task("country_curency")
+    with pytest.raises(UserError, match="no language 'xx'"):
+        get_task("month_arithmetic:xx")
+    with pytest.raises(UserError, match="unknown split"):
+        get_task("month_arithmetic").items("en", "dev")
+
+
+def _cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    from transferlab.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["transferlab", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as stopped:
+        code = stopped.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_tasks_list_shows_every_task_with_sizes(monkeypatch, capsys):
+    code, out, _ = _cli(monkeypatch, capsys, "tasks", "list")
+    assert code == 0
+    lines = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert list(lines) == SUITE + REFERENCE
+    assert "316" in lines["month_arithmetic"] and "bundled" in lines["month_arithmetic"]
+    assert "needs the hub or TRANSFERLAB_DATASETS" in lines["arc_challenge"]
+    assert out == describe_tasks() + "\n"
+
+
+def test_tasks_show_renders_prompts_choices_and_gold(monkeypatch, capsys):
+    code, out, _ = _cli(monkeypatch, capsys, "tasks", "show", "country_continent:de", "--n", "2")
+    assert code == 0
+    item = get_task("country_continent").items("de")[0]
+    assert item.context in out
+    assert f"  * [{item.gold}] {' ' + item.choices[item.gold]!r}" in out
+    assert out.count("-- item") == 2
+    assert render_task("number_words:fr", n_items=1).count("-- item") == 1
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("country_contnent", "did you mean 'country_continent'"),
+        ("month_arithmetic:xx", "no language 'xx'"),
+        ("arc_challenge:de", "has no local copy and the hub cannot be reached"),
+    ],
+)
+def test_tasks_show_bad_input_is_one_line_and_exit_2(monkeypatch, capsys, ref, message):
+    code, out, err = _cli(monkeypatch, capsys, "tasks", "show", ref)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and message in err
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("country_converter") is None,
+    reason="the suite generator needs the `suite` extra (country_converter)",
+)
+def test_build_script_reproduces_the_checked_in_suite(tmp_path):
+    subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "build_suite.py"), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+    shipped = REPO / "src" / "transferlab" / "tasks" / "suite"
+    built = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert built == sorted(p.relative_to(shipped) for p in shipped.rglob("*") if p.is_file())
+    for rel in built:
+        assert (tmp_path / rel).read_bytes() == (shipped / rel).read_bytes(), rel
