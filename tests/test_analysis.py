@@ -11,9 +11,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from analysis_tables import hand_grid
 from scipy import stats
 
+from analysis_tables import hand_grid
 from transferlab.analysis import run_analysis, table_from_frame
 from transferlab.analysis.aggregate import to_paper_schema
 from transferlab.analysis.bootstrap import cell_ci, items_from_frame

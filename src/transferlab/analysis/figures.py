@@ -55,8 +55,7 @@ def heatmap_figure(matrix: pd.DataFrame, title: str, metric: str) -> Figure:
     values = np.ma.masked_invalid(matrix.to_numpy(float))
     limit = float(np.abs(values).max()) if values.count() else 1.0
     limit = limit or 1.0
-    cmap = colormaps[_DIVERGING].copy()
-    cmap.set_bad("#d9d9d9")
+    cmap = colormaps[_DIVERGING].with_extremes(bad="#d9d9d9")
     image = ax.imshow(values, cmap=cmap, norm=TwoSlopeNorm(0.0, -limit, limit))
     ax.set_xticks(
         range(len(matrix.columns)), [str(c) for c in matrix.columns], rotation=45, ha="right"

@@ -69,12 +69,24 @@ PER_SEED_COLUMNS: tuple[str, ...] = (
     "batch_size",
     "versions",
 )
+# the column order of `ResultsTable.cells`, whichever schema it was read from
+_CELL_ORDER = (
+    *CELL_KEYS,
+    "regime",
+    "model_size",
+    "model_family",
+    "size_b",
+    "size_bucket",
+    *PAPER_COLUMNS[7:],
+    "seeds",
+)
 HEADLINE_METRIC = "delta_score_norm_mean"
 HARM_PP = -1.0
 # Δ from proportions carries float rounding (100 * (0.25 - 0.26) is -1.0000000000000009)
 _TOLERANCE = 1e-9
 _MISSING_TEXT = {"", "nan", "NaN", "NA", "None", "null"}
 _PAPER_NUMERIC = tuple(c for c in PAPER_COLUMNS if c.endswith(("_mean", "_std", "_se", "n_seeds")))
+_EXTRA_NUMERIC = ("n_items", "batch_size")  # transferlab's numeric provenance columns
 _INTEGER_COLUMNS = ("seed", "n_seeds", "n_items", "batch_size")
 _SIZE_TEXT = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([bBmM]?)\s*$")
 
@@ -141,7 +153,9 @@ class ResultsTable:
             metric = f"{metric}_mean"
         numeric = [c for c in self.cells.columns if pd.api.types.is_numeric_dtype(self.cells[c])]
         if metric not in self.cells.columns:
-            choices = [c for c in numeric if c.startswith("delta_")]
+            choices = [c for c in numeric if c.startswith("delta_") and c.endswith("_mean")]
+            if self.schema == "per_seed":
+                choices = [c.removesuffix("_mean") for c in choices] + choices
             raise UserError(
                 self.where,
                 f"no column {metric!r}{did_you_mean(metric, choices)}",
@@ -376,9 +390,7 @@ def table_from_frame(
     required = (*PAPER_COLUMNS[:6], *(("seed", *SCORES) if per_seed else ()))
     _require(frame, where, required, schema.replace("_", "-"))
     keys = _keys(frame, where)
-    numeric_columns = (
-        ("seed", *SCORES, "n_items", "batch_size") if per_seed else _PAPER_NUMERIC + ("n_items",)
-    )
+    numeric_columns = (("seed", *SCORES) if per_seed else _PAPER_NUMERIC) + _EXTRA_NUMERIC
     numbers = {
         c: _numeric(frame, c, where, allow_blank=c not in ("seed", *SCORES))
         for c in numeric_columns
@@ -403,11 +415,14 @@ def table_from_frame(
         columns=[*PAPER_KEYS.values(), "regime", "model_family", *numbers], errors="ignore"
     )
     rows = pd.concat([keys, rest, pd.DataFrame(numbers, index=frame.index)], axis=1)
+    rows = rows[[*keys.columns, *(c for c in frame.columns if c in rows and c not in keys)]]
     if per_seed:
         rows["seed"] = rows["seed"].astype(int)
         cells = aggregate_seeds(rows)
     else:
         cells = rows.reset_index(drop=True)
+    first = [c for c in _CELL_ORDER if c in cells.columns]
+    cells = cells[first + [c for c in cells.columns if c not in first]]
     holes = check_grid(cells, where)
     return ResultsTable(
         cells=cells,
