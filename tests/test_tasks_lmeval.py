@@ -292,3 +292,28 @@ def test_global_mmlu_lists_options_as_lm_eval_does(tmp_path, monkeypatch):
     assert "\nA) a\nB) b\nC) c\nD) d\nAnswer:" in example.prompt and example.prompt.startswith(
         "Question: "
     )
+
+
+def test_include_and_the_language_from_the_task_name_or_metadata(tmp_path):
+    data = tmp_path / "data.jsonl"
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in ROWS), encoding="utf-8")
+    base = {
+        "output_type": "multiple_choice",
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"validation": "data.jsonl"}},  # next to the YAML
+        "validation_split": "validation",
+        **VARIANTS["columns"],
+    }
+    (tmp_path / "_base_yaml").write_text(yaml.safe_dump(base), encoding="utf-8")
+    (tmp_path / "quiz_fr.yaml").write_text("include: _base_yaml\ntask: quiz_fr\n", encoding="utf-8")
+    spec = get_task(str(tmp_path / "quiz_fr.yaml") + ":fr")
+    assert (spec.name, spec.languages, len(spec.items("fr"))) == ("quiz", ("fr",), 3)
+    with pytest.raises(UserError, match="no training split"):
+        spec.train_examples("fr")
+    (tmp_path / "other.yaml").write_text(
+        "include: _base_yaml\ntask: quiz_v2\nmetadata: {language: hi, task_name: quiz}\n",
+        encoding="utf-8",
+    )
+    assert get_task(str(tmp_path / "other.yaml")).languages == ("hi",)
+    (tmp_path / "plain.yaml").write_text("include: _base_yaml\ntask: quizzes\n", encoding="utf-8")
+    assert get_task(str(tmp_path / "plain.yaml")).languages == ("und",)
