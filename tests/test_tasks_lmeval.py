@@ -211,6 +211,17 @@ def _reference_with(tmp_path: Path, name: str, languages: list[str], **splits) -
     return path
 
 
+def _assert_as_okapi(items, docs_by_id) -> None:
+    """Each item's context, choices and gold are the ones lm-eval's Okapi process_docs makes."""
+    for item in items:
+        doc = docs_by_id[item.doc_id]
+        assert (item.context, list(item.choices), item.gold) == (
+            doc["query"],
+            doc["choices"],
+            doc["gold"],
+        )
+
+
 def test_reference_benchmarks_load_from_a_local_hub_copy(tmp_path, monkeypatch):
     import datasets
     from lm_eval.tasks.okapi.arc_multilingual.utils import process_docs as okapi_arc
@@ -234,34 +245,18 @@ def test_reference_benchmarks_load_from_a_local_hub_copy(tmp_path, monkeypatch):
     arc = get_task(str(_reference_with(tmp_path, "arc_challenge", languages, test=6, train=10)))
     assert arc.split_sizes() == {"train": 9, "validation": 1, "test": 6}
     expected = {d["id"]: d for d in okapi_arc(datasets.Dataset.from_list(_arc("zh", "test", 9)))}
-    for item in arc.items("zh", "test"):
-        doc = expected[item.doc_id]
-        assert (item.context, list(item.choices), item.gold) == (
-            doc["query"],
-            doc["choices"],
-            doc["gold"],
-        )
+    _assert_as_okapi(arc.items("zh", "test"), expected)
     assert [i.doc_id for i in arc.items("de")] == [i.doc_id for i in arc.items("zh")]
     assert arc.train_examples("de")[0].prompt.count("\n") in (5, 6)  # 4 or 5 lettered options
 
     hellaswag = get_task(str(_reference_with(tmp_path, "hellaswag", languages, test=4, train=5)))
-    ids = (
-        hellaswag.split_ids("test")
-        + hellaswag.split_ids("train")
-        + hellaswag.split_ids("validation")
-    )
-    assert (
-        len(set(ids)) == 9
-    )  # one shared pool, drawn into disjoint splits; zh's extra row left out
+    # One shared pool drawn into disjoint splits; the row only zh holds is left out.
+    ids = [i for split in ("test", "train", "validation") for i in hellaswag.split_ids(split)]
+    assert len(set(ids)) == len(ids) == 9
     processed = okapi_hellaswag(datasets.Dataset.from_list(_hellaswag("zh", 11)))
-    by_ind = {str(1000 + i): d for i, d in enumerate(processed)}
-    for item in hellaswag.items("zh", "test"):
-        doc = by_ind[item.doc_id]
-        assert (item.context, list(item.choices), item.gold) == (
-            doc["query"],
-            doc["choices"],
-            doc["gold"],
-        )
+    _assert_as_okapi(
+        hellaswag.items("zh", "test"), {str(1000 + i): d for i, d in enumerate(processed)}
+    )
 
     truthfulqa = get_task(str(_reference_with(tmp_path, "truthfulqa", languages, test=4, train=6)))
     item = truthfulqa.items("de")[0]
