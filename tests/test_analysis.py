@@ -6,6 +6,7 @@ cell in HAND_DELTAS, seeds at Δ ∓ 1, acc Δ = half the headline Δ.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -18,6 +19,7 @@ from transferlab.analysis import run_analysis, table_from_frame
 from transferlab.analysis.aggregate import to_paper_schema
 from transferlab.analysis.bootstrap import cell_ci, items_from_frame
 from transferlab.analysis.consistency import kendall_tau_b_matrix
+from transferlab.analysis.distance import typological_distances
 from transferlab.analysis.schema import PAPER_COLUMNS, family_of, parse_size_b, size_bucket
 
 
@@ -294,3 +296,42 @@ def test_model_size_rejects_what_is_not_a_size(value):
 def test_family_override():
     table = table_from_frame(hand_grid(), "hand.csv").with_families({"qwen-7b": "other"})
     assert table.models["model_family"].tolist() == ["llama", "other"]
+
+
+def test_typological_distances_from_uriel():
+    distances = typological_distances(["de", "en", "es", "it", "zh", "xx"])
+    assert len(distances) == 10  # 5 known languages, 'xx' left out
+    pair = distances.set_index(["language_a", "language_b"])
+    assert (
+        (
+            (distances[["syntax", "phonology", "inventory"]] >= 0)
+            & (distances[["syntax", "phonology", "inventory"]] <= 1)
+        )
+        .all()
+        .all()
+    )
+    assert pair.loc[("es", "it"), "syntax"] < pair.loc[("es", "zh"), "syntax"]
+    assert pair.loc[("de", "en"), "syntax"] < pair.loc[("en", "zh"), "syntax"]
+
+
+def test_distance_correlation_of_mt_cl_transfer():
+    languages = ["de", "en", "es", "it"]
+    distances = typological_distances(languages).set_index(["language_a", "language_b"])
+    rows = []
+    for model, size in (("a-1b", 1), ("b-8b", 8)):
+        for source, target in itertools.product(languages, languages):
+            key = tuple(sorted((source, target)))
+            # transfer falls exactly with syntactic distance (the diagonal is MT-ML)
+            delta = 5.0 if source == target else -10 * distances.loc[key, "syntax"]
+            rows.append((model, size, "arc", source, "arc", target, delta))
+    frame = pd.DataFrame(rows, columns=[*PAPER_COLUMNS[:6], "delta_score_norm_mean"])
+    result = run_analysis(
+        table_from_frame(frame, "distance.csv"), distances=typological_distances(languages)
+    )
+    pairs = result.tables["distance_pairs"]
+    assert len(pairs) == 12  # ordered pairs of 4 languages
+    correlation = result.tables["distance_correlation"].set_index("feature_set")
+    assert correlation.loc["syntax", "n_pairs"] == 12
+    assert correlation.loc["syntax", "pearson_r"] == pytest.approx(-1.0)
+    assert correlation.loc["syntax", "spearman_rho"] == pytest.approx(-1.0)
+    assert -1 <= correlation.loc["phonology", "pearson_r"] <= 1

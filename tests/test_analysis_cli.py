@@ -63,8 +63,21 @@ def test_analyze_writes_every_table_and_figure(tmp_path, monkeypatch, capsys):
     assert matrix.loc["de", "en"] == 2.25
     for name in FIGURES:
         assert (written / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    for name in ("harm", "matrix_task", "cell_ci", "models", "consistency_sources"):
+    for name in (
+        "harm",
+        "matrix_task",
+        "cell_ci",
+        "models",
+        "consistency_sources",
+        "distance_pairs",
+    ):
         assert (written / f"{name}.csv").is_file()
+    distance = pd.read_csv(written / "distance_pairs.csv")
+    assert distance[["source_language", "target_language"]].values.tolist() == [
+        ["de", "en"],
+        ["en", "de"],
+    ]
+    assert distance["mean_delta"].tolist() == [2.25, -0.75]
     info = (written / "analysis_info.json").read_text()
     assert '"metric": "delta_score_norm_mean"' in info and '"input_sha256"' in info
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from transferlab.analysis.aggregate import to_paper_schema
 from transferlab.analysis.bootstrap import items_from_frame
+from transferlab.analysis.distance import typological_distances
 from transferlab.analysis.figures import analysis_figures, png_bytes
 from transferlab.analysis.result import INDEXED_TABLES, run_analysis
 from transferlab.analysis.schema import ResultsTable, table_from_frame
@@ -130,7 +131,8 @@ def analyze_results(
     table = read_results(path)
     if overrides:
         table = table.with_families(overrides)
-    result = run_analysis(table, metric)
+    languages = sorted(set(table.cells["source_language"]) | set(table.cells["target_language"]))
+    result = run_analysis(table, metric, distances=typological_distances(languages))
     pngs = {name: png_bytes(figure) for name, figure in analysis_figures(result).items()}
     info = {
         "input": table.where,

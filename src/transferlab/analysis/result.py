@@ -8,6 +8,7 @@ import pandas as pd
 
 from transferlab.analysis.bootstrap import cell_ci
 from transferlab.analysis.consistency import consistency_summary, source_consistency
+from transferlab.analysis.distance import distance_correlation, distance_pairs
 from transferlab.analysis.schema import ResultsTable
 from transferlab.analysis.summaries import (
     harm_breakdown,
@@ -38,13 +39,18 @@ class AnalysisResult:
 
 
 def run_analysis(
-    table: ResultsTable, metric: str | None = None, n_boot: int = 1000, seed: int = 0
+    table: ResultsTable,
+    metric: str | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    distances: pd.DataFrame | None = None,
 ) -> AnalysisResult:
     """Return every analysis table of `table` on the Δ column `metric` (None: headline).
 
     Tables: regimes (with a bootstrap CI of the mean), roles_language, roles_task, variance,
     consistency (+ consistency_sources, one CI per source), onoff_task, harm, matrix_language,
-    matrix_task (indexed by source), cell_ci (empty without items), models.
+    matrix_task (indexed by source), cell_ci (empty without items), models; with
+    `distances` (`distance.typological_distances`) also distance_pairs, distance_correlation.
     """
     column = table.metric_column(metric)
     cells = table.cells
@@ -63,4 +69,8 @@ def run_analysis(
         "cell_ci": cell_ci(table.items, column, n_boot=n_boot, seed=seed),
         "models": table.models,
     }
+    if distances is not None:
+        pairs = distance_pairs(cells, column, distances)
+        tables["distance_pairs"] = pairs
+        tables["distance_correlation"] = distance_correlation(pairs)
     return AnalysisResult(column, tables, table.where, table.holes, n_boot, seed)
