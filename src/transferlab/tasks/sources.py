@@ -81,7 +81,8 @@ class LocalFiles:
 
     def describe(self) -> str:
         """Return a short description of where the rows come from."""
-        return "bundled" if "suite" in self.base.parts else f"local files in {self.base}"
+        bundled = self.base.resolve() == (Path(__file__).parent / "suite").resolve()
+        return "bundled" if bundled else f"local files in {self.base}"
 
 
 def _hub_resolvable() -> bool:
