@@ -391,6 +391,21 @@ def check_dtype_device(dtype: str, device: str) -> None:
         raise UserError("--device", f"unknown device {device!r}", "use cpu, cuda or cuda:N")
 
 
+@contextlib.contextmanager
+def _no_loading_bars() -> Iterator[None]:
+    # Loading a local folder takes seconds; its per-tensor bar would only clutter stderr, where
+    # the CLI promises a single line on bad input.
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_model(
     ref: str, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False
 ) -> LoadedModel:
@@ -402,10 +417,11 @@ def load_model(
     folder = resolve_model(ref)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=torch_dtype, trust_remote_code=trust_remote_code
-        )
+        with _no_loading_bars():
+            tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+            model = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=torch_dtype, trust_remote_code=trust_remote_code
+            )
     except (OSError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         raise UserError(
