@@ -25,6 +25,12 @@ CONTRACT_HEADERS = {
     "consistency.csv": "regime,grouping,median,q1,q3,n_sources",
     "onoff_task.csv": "model,source_task,source_language,on_task,off_task,off_task_harm_pct",
 }
+ITEMS_HEADER = (
+    "model_name,seed,fine_tuned_dataset,fine_tuned_language,eval_dataset,eval_language,"
+    "doc_id,correct,correct_norm\n"
+)
+
+
 FIGURES = ["roles_language", "roles_task", "matrix_language", "matrix_task", "onoff_task"]
 
 
@@ -239,11 +245,31 @@ def test_blank_metric_and_bad_items(tmp_path, monkeypatch, capsys):
     assert code == 2 and "1 row(s) have no value in 'delta_score_norm_mean'" in err
     run = write_run(tmp_path / "run")
     with gzip.open(run / "items.csv.gz", "wt") as handle:
-        handle.write("model_name,seed,fine_tuned_dataset,fine_tuned_language,eval_dataset,")
-        handle.write("eval_language,doc_id,correct,correct_norm\nqwen-7b,,,,arc,de,0,2,1\n")
+        handle.write(ITEMS_HEADER + "qwen-7b,,,,arc,de,0,2,1\n")
     code, _, err = run_cli(monkeypatch, capsys, "analyze", run, "--out", tmp_path / "b")
     assert code == 2 and "items.csv.gz: column 'correct' holds '2' on line 2" in err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_items_beside_the_table_give_cell_cis(tmp_path, monkeypatch, capsys):
+    run = write_run(tmp_path / "run")
+    lines = [f"qwen-7b,,,,arc,en,{doc},0,{doc % 2}\n" for doc in range(4)]
+    for seed in (17, 42):
+        lines += [f"qwen-7b,{seed},arc,de,arc,en,{doc},0,1\n" for doc in range(4)]
+    with gzip.open(run / "items.csv.gz", "wt") as handle:
+        handle.write(ITEMS_HEADER + "".join(lines))
+    code, _, err = run_cli(monkeypatch, capsys, "analyze", run, "--out", tmp_path / "out")
+    assert code == 0, err
+    ci = pd.read_csv(tmp_path / "out" / "cell_ci.csv")
+    assert ci.iloc[0, :5].tolist() == ["qwen-7b", "arc", "de", "arc", "en"]
+    # acc_norm: base right on 2 of 4 items, tuned on all 4 → Δ = 50 pp
+    assert ci[["delta", "n_items"]].values.tolist() == [[50.0, 4]]
+    assert 0 <= ci["ci_low"][0] <= 50 <= ci["ci_high"][0] <= 100
+    with gzip.open(run / "items.csv.gz", "wt") as handle:
+        handle.write(ITEMS_HEADER + "".join(lines) + lines[0])
+    code, _, err = run_cli(monkeypatch, capsys, "analyze", run, "--out", tmp_path / "again")
+    assert code == 2 and "items.csv.gz: line 14 repeats an item already listed" in err
+    assert not (tmp_path / "again").exists()
 
 
 def test_holes_that_allow_the_analysis_are_a_warning(tmp_path, monkeypatch, capsys, caplog):

@@ -46,6 +46,14 @@ def items_from_frame(frame: pd.DataFrame, where: str) -> pd.DataFrame:
             )
         items[column] = values.astype(float)
     items["seed"] = pd.to_numeric(items["seed"], errors="coerce")
+    duplicated = items.duplicated([c for c in items.columns if not c.startswith("correct")])
+    if duplicated.any():
+        raise UserError(
+            where,
+            f"line {int(duplicated.idxmax()) + 2} repeats an item already listed "
+            f"({int(duplicated.sum())} repeated row(s))",
+            "keep one row per model, seed, source, target and doc_id",
+        )
     return items
 
 

@@ -81,19 +81,11 @@ _CELL_ORDER = (
     "seeds",
 )
 HEADLINE_METRIC = "delta_score_norm_mean"
-HARM_PP = -1.0
-# Δ from proportions carries float rounding (100 * (0.25 - 0.26) is -1.0000000000000009)
-_TOLERANCE = 1e-9
 _MISSING_TEXT = {"", "nan", "NaN", "NA", "None", "null"}
 _PAPER_NUMERIC = tuple(c for c in PAPER_COLUMNS if c.endswith(("_mean", "_std", "_se", "n_seeds")))
 _EXTRA_NUMERIC = ("n_items", "batch_size")  # transferlab's numeric provenance columns
 _INTEGER_COLUMNS = ("seed", "n_seeds", "n_items", "batch_size")
 _SIZE_TEXT = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([bBmM]?)\s*$")
-
-
-def is_harm(delta: pd.Series | np.ndarray) -> pd.Series | np.ndarray:
-    """Return whether each Δ (pp) is harm: Δ ≤ −1.0 pp, up to float rounding."""
-    return delta <= HARM_PP + _TOLERANCE
 
 
 def size_bucket(size_b: float) -> str:
@@ -335,53 +327,12 @@ def _families(frame: pd.DataFrame, keys: pd.DataFrame) -> pd.Series:
     return given.where(~(given.isna() | (given == "")), from_name).astype(str)
 
 
-def check_grid(cells: pd.DataFrame, where: str) -> int:
-    """Return the number of holes in the (model × source × target) grid.
-
-    A source missing some of the targets its model was evaluated on is a UserError (its means
-    would compare unlike sets); whole sources or targets missing for a model are holes the
-    analysis can live with, reported as a warning.
-    """
-    for model, block in cells.groupby("model", sort=True):
-        targets = block.groupby(["target_task", "target_language"]).ngroups
-        per_source = block.groupby(["source_task", "source_language"]).size()
-        short = per_source[per_source < targets]
-        if len(short):
-            (task, language), count = short.index[0], int(short.iloc[0])
-            seen = set(zip(block["target_task"], block["target_language"], strict=True))
-            mine = block[(block["source_task"] == task) & (block["source_language"] == language)]
-            have = set(zip(mine["target_task"], mine["target_language"], strict=True))
-            example = ":".join(sorted(seen - have)[0])
-            raise UserError(
-                where,
-                f"model {model!r}, source {task}:{language} has {count} of the {targets} "
-                f"targets its model was evaluated on (missing e.g. {example}); "
-                f"{len(short)} source(s) are incomplete",
-                "finish the run (`transferlab run` resumes) or remove that source's rows",
-            )
-    n_models = cells["model"].nunique()
-    n_sources = cells.groupby(["source_task", "source_language"]).ngroups
-    n_targets = cells.groupby(["target_task", "target_language"]).ngroups
-    holes = n_models * n_sources * n_targets - len(cells)
-    if holes:
-        logger.warning(
-            "%s: the grid has %d hole(s) among %d models x %d sources x %d targets "
-            "(sources or targets missing for some models); the analyses use the %d rows present",
-            where,
-            holes,
-            n_models,
-            n_sources,
-            n_targets,
-            len(cells),
-        )
-    return holes
-
-
 def table_from_frame(
     frame: pd.DataFrame, where: str, items: pd.DataFrame | None = None
 ) -> ResultsTable:
     """Return the validated `ResultsTable` of a raw table in either schema."""
     from transferlab.analysis.aggregate import aggregate_seeds
+    from transferlab.analysis.holes import check_grid
 
     if frame.empty:
         raise UserError(where, "the table has no rows", "point at a results table with data")

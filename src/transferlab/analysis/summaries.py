@@ -9,12 +9,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from transferlab.analysis.schema import is_harm
 from transferlab.grid import REGIMES, Regime
 
+HARM_PP = -1.0
+# Δ from proportions carries float rounding (100 * (0.25 - 0.26) is -1.0000000000000009)
+_TOLERANCE = 1e-9
 TRANSFER = "transfer"
 CROSS_TASK = (Regime.CT_ML.value, Regime.CT_CL.value)
 SUMMARY_COLUMNS = ["n", "mean", "median", "pct_positive", "pct_harm"]
+
+
+def is_harm(delta: pd.Series | np.ndarray) -> pd.Series | np.ndarray:
+    """Return whether each Δ (pp) is harm: Δ ≤ −1.0 pp, up to float rounding."""
+    return delta <= HARM_PP + _TOLERANCE
 
 
 def summarize(delta: pd.Series) -> dict[str, float]:
