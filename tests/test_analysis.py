@@ -281,6 +281,8 @@ def test_family_from_model_name(name, family):
         ("4b", 4.0, "M"),
         ("7", 7.0, "L"),
         ("1.7B", 1.7, "M"),
+        ("9.4528e-05", 9.4528e-05, "S"),
+        ("0.0", 0.0, "S"),
     ],
 )
 def test_model_size_as_number_or_text(value, size, bucket):
@@ -288,7 +290,7 @@ def test_model_size_as_number_or_text(value, size, bucket):
     assert size_bucket(parse_size_b(value)) == bucket
 
 
-@pytest.mark.parametrize("value", ["", "big", "1.5T", "-1", "0"])
+@pytest.mark.parametrize("value", ["", "big", "1.5T", "-1", -0.5, float("nan"), "1e"])
 def test_model_size_rejects_what_is_not_a_size(value):
     assert parse_size_b(value) is None
 

@@ -85,7 +85,7 @@ _MISSING_TEXT = {"", "nan", "NaN", "NA", "None", "null"}
 _PAPER_NUMERIC = tuple(c for c in PAPER_COLUMNS if c.endswith(("_mean", "_std", "_se", "n_seeds")))
 _EXTRA_NUMERIC = ("n_items", "batch_size")  # transferlab's numeric provenance columns
 _INTEGER_COLUMNS = ("seed", "n_seeds", "n_items", "batch_size")
-_SIZE_TEXT = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([bBmM]?)\s*$")
+_SIZE_TEXT = re.compile(r"^\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*([bBmM]?)\s*$")
 
 
 def size_bucket(size_b: float) -> str:
@@ -103,15 +103,17 @@ def family_of(model_name: str) -> str:
 
 
 def parse_size_b(value: object) -> float | None:
-    """Return a model size in billions from a number (billions) or text like '1.5B' / '135M'."""
+    """Return a model size in billions from a number (billions) or text like '1.5B' / '135M'.
+
+    Zero is accepted: tiny test models round to it.
+    """
     if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
-        return float(value) if np.isfinite(value) and value > 0 else None
+        return float(value) if np.isfinite(value) and value >= 0 else None
     match = _SIZE_TEXT.match(str(value))
     if not match:
         return None
     number = float(match.group(1))
-    number = number / 1000 if match.group(2).lower() == "m" else number
-    return number if number > 0 else None
+    return number / 1000 if match.group(2).lower() == "m" else number
 
 
 @dataclass(frozen=True)
