@@ -21,6 +21,7 @@ from transferlab.analysis.bootstrap import cell_ci, items_from_frame
 from transferlab.analysis.consistency import kendall_tau_b_matrix
 from transferlab.analysis.distance import typological_distances
 from transferlab.analysis.schema import PAPER_COLUMNS, family_of, parse_size_b, size_bucket
+from transferlab.grid import REGIMES
 
 
 @pytest.fixture(scope="module")
@@ -293,6 +294,13 @@ def test_model_size_as_number_or_text(value, size, bucket):
 @pytest.mark.parametrize("value", ["", "big", "1.5T", "-1", -0.5, float("nan"), "1e"])
 def test_model_size_rejects_what_is_not_a_size(value):
     assert parse_size_b(value) is None
+
+
+def test_regime_labels_are_read_case_insensitively():
+    frame = hand_grid()
+    frame["regime"] = frame["regime"].str.lower()
+    table = table_from_frame(frame, "hand.csv")
+    assert table.cells["regime"].value_counts().to_dict() == dict.fromkeys(REGIMES, 8)
 
 
 def test_family_override():

@@ -263,7 +263,7 @@ def _derive_regimes(frame: pd.DataFrame, keys: pd.DataFrame, where: str) -> pd.S
     )
     if "regime" not in frame.columns:
         return derived
-    given = frame["regime"].astype("string").str.strip().fillna("")
+    given = frame["regime"].astype("string").str.strip().str.upper().fillna("")
     unknown = (given != "") & ~given.isin(REGIMES)
     if unknown.any():
         first = unknown.idxmax()
