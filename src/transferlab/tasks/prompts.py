@@ -143,12 +143,18 @@ class FieldRenderer:
                     "raise max_choices",
                 )
             choices = choices[: self.max_choices]
+        if len(choices) > len(LETTERS) and "letters" in (self.answer_format, self.train_format):
+            raise UserError(
+                where,
+                f"fields.choices: item {doc_id!r} has {len(choices)} choices, more than letters",
+                "use the cloze format, or set max_choices",
+            )
         return str(question), choices, gold
 
     def _template(self, key: str, language: str) -> str:
         if key in self.prompts:
             return per_language(self.prompts[key], language, self.where, f"prompt.{key}")
-        return DEFAULT_PROMPTS[key]
+        return DEFAULT_PROMPTS[f"train_{self.train_format}" if key == "train" else key]
 
     def _options(self, choices: list[str], template: str, key: str) -> str:
         return "\n".join(
@@ -161,16 +167,7 @@ class FieldRenderer:
         if option_key:
             option = self._template(option_key, language)
             values["options"] = self._options(choices, option, option_key)
-        template = (
-            self._template(key, language)
-            if key != "train"
-            else (
-                per_language(self.prompts["train"], language, self.where, "prompt.train")
-                if "train" in self.prompts
-                else DEFAULT_PROMPTS[f"train_{self.train_format}"]
-            )
-        )
-        return render(template, values, self.where, f"prompt.{key}")
+        return render(self._template(key, language), values, self.where, f"prompt.{key}")
 
     def eval_item(self, row: dict[str, Any], language: str, doc_id: str) -> MCItem:
         """Return the evaluation item in the task's answer format."""
