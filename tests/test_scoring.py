@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,26 @@ def test_sliding_window_layers_are_respected(tmp_path):
         assert result.loglikelihoods == pytest.approx(values, abs=1e-4)
 
 
+@pytest.mark.parametrize(
+    ("fixture", "cap"),
+    [
+        ("tiny_gemma_dir", 2.0),  # Gemma applies final-logit softcapping: done on the head path
+        ("tiny_model_dir", 0.5),  # Llama ignores the setting: the self-check falls back
+    ],
+)
+def test_logit_softcapping_and_the_fallback_to_full_logits(request, fixture, cap, tmp_path, caplog):
+    folder = tmp_path / "model"
+    shutil.copytree(request.getfixturevalue(fixture), folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "final_logit_softcapping": cap}))
+    loaded = load_model(str(folder))
+    results = score(loaded, [ModelState("base")], {Cell("t", "x"): ITEMS}, 4, progress=False)
+    expected = reference_loglikelihoods(loaded.model, loaded.tokenizer, ITEMS)
+    for result, values in zip(results, expected, strict=True):
+        assert result.loglikelihoods == pytest.approx(values, abs=1e-4)
+    assert ("computing full logits" in caplog.text) == (fixture == "tiny_model_dir")
+
+
 def test_adapters_scored_in_one_process_without_merging(tiny_model_dir, adapters):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -197,8 +218,6 @@ def test_adapter_for_another_base_model_is_rejected(tiny_model_dir, tmp_path):
 
 
 def test_adapter_config_naming_missing_modules_is_rejected(tiny_model_dir, adapters, tmp_path):
-    import shutil
-
     from safetensors.torch import load_file, save_file
 
     renamed = tmp_path / "renamed"
@@ -213,8 +232,6 @@ def test_adapter_config_naming_missing_modules_is_rejected(tiny_model_dir, adapt
 
 
 def test_adapter_missing_weights_or_trained_on_other_hash(tiny_model_dir, adapters, tmp_path):
-    import shutil
-
     loaded = load_model(str(tiny_model_dir))
     broken = tmp_path / "no-weights"
     shutil.copytree(adapters[0], broken)

@@ -43,10 +43,11 @@ class UnitScorer:
         self.layer_types = tuple(getattr(config, "layer_types", None) or ())
         self.head_only = True
 
-    def verify(self, unit: Unit) -> None:
+    def verify(self, tokens: Sequence[int]) -> None:
         """Check the head-only path against the model's own forward; fall back if they differ."""
         import torch
 
+        unit = Unit(item=0, choices=(), context=tuple(tokens[:8]), continuations=())
         ids = torch.tensor([list(unit.context)], device=self.device)
         with torch.inference_mode():
             reference = torch.log_softmax(self.model(input_ids=ids).logits[0, -1].float(), -1)

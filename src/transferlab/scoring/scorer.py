@@ -106,7 +106,7 @@ def score(
     )
     with AdapterSwitch(loaded) as switch, bar:
         scorer = UnitScorer(loaded.model, _pad_id(loaded.tokenizer), loaded.device)
-        scorer.verify(units[0])
+        scorer.verify(units[0].context)
         for state in states:
             bar.set_postfix_str(state.name)
             lls: list[list[float]] = [[0.0] * len(item.choices) for item in items]

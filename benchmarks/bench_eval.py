@@ -1,0 +1,218 @@
+"""Evaluation speed: lm-evaluation-harness once per model state vs `transferlab evaluate` once.
+
+The reference pipeline ran lm-eval in a fresh process per adapter. Here both run side by side in
+the same session on the same items: the Gemma-3-270M preset, the base model plus K fresh LoRA
+adapters (r=32 on all projections, small random weights so each differs from the base), T target
+cells of the bundled suite. lm-eval gets each adapter with ``peft=`` (cheaper than the reference
+pipeline's merge-and-save, so the comparison favours lm-eval). The script checks that both pick
+the same choice per item (acc and acc_norm) and prints both wall times and their ratio.
+
+    .venv/bin/python benchmarks/bench_eval.py                      # K=4, T=4, 50 items
+    .venv/bin/python benchmarks/bench_eval.py --items 10 --adapters 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+BIN = Path(sys.executable).parent
+DEFAULT_TARGETS = [
+    "country_continent:hi",
+    "number_words:de",
+    "month_arithmetic:zh",
+    "country_currency:ar",
+]
+PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def make_adapters(model_dir: Path, out: Path, count: int, rank: int) -> list[Path]:
+    """Write ``count`` LoRA adapters with small random weights (each changes the model a little)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=PROJECTIONS, lora_dropout=0.0)
+    peft_model = get_peft_model(model, config)
+    folders = []
+    for k in range(count):
+        torch.manual_seed(100 + k)
+        with torch.no_grad():
+            for name, param in peft_model.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(0.0, 0.01)
+        folder = out / f"adapter-{k}"
+        peft_model.save_pretrained(folder)
+        folders.append(folder)
+    return folders
+
+
+def export_lm_eval_tasks(targets: list[str], n_items: int, out: Path) -> dict[str, str]:
+    """Write each target's first ``n_items`` test items as an lm-eval task; return name → target."""
+    import yaml
+
+    from transferlab.tasks import get_task, parse_task_ref
+
+    names = {}
+    for target in targets:
+        spec = get_task(target)
+        _task, language = parse_task_ref(target)
+        items = spec.items(language, "test")[:n_items]
+        name = f"bench_{spec.name}_{language}"
+        data = out / f"{name}.jsonl"
+        with data.open("w", encoding="utf-8") as fh:
+            for item in items:
+                row = {"id": item.doc_id, "context": item.context, "choices": list(item.choices)}
+                fh.write(json.dumps({**row, "gold": item.gold}, ensure_ascii=False) + "\n")
+        delimiters = {item.target_delimiter for item in items}
+        assert len(delimiters) == 1, f"{target}: mixed target delimiters"
+        task = {
+            "task": name,
+            "dataset_path": "json",
+            "dataset_kwargs": {"data_files": {"test": str(data)}},
+            "test_split": "test",
+            "output_type": "multiple_choice",
+            "doc_to_text": "{{context}}",
+            "doc_to_choice": "{{choices}}",
+            "doc_to_target": "gold",
+            "target_delimiter": delimiters.pop(),
+            "metric_list": [
+                {"metric": m, "aggregation": "mean", "higher_is_better": True}
+                for m in ("acc", "acc_norm")
+            ],
+        }
+        (out / f"{name}.yaml").write_text(yaml.safe_dump(task, allow_unicode=True), "utf-8")
+        names[name] = target
+    return names
+
+
+def run_lm_eval(model_dir, adapter, tasks, task_dir, out, dtype, batch_size) -> float:
+    """Run lm-eval in a fresh process for one model state; return its wall time."""
+    args = f"pretrained={model_dir},dtype={dtype}" + (f",peft={adapter}" if adapter else "")
+    command = [str(BIN / "lm-eval"), "run", "--model", "hf", "--model_args", args]
+    command += ["--tasks", ",".join(tasks), "--include_path", str(task_dir)]
+    command += ["--batch_size", str(batch_size), "--device", "cpu", "--log_samples"]
+    command += ["--output_path", str(out)]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def lm_eval_picks(out: Path, names: dict[str, str]) -> dict[tuple[str, str], tuple]:
+    """Return (target, doc id) → (log-likelihoods, pick, normalised pick) from lm-eval's samples."""
+    picks = {}
+    for name, target in names.items():
+        for file in out.rglob(f"samples_{name}_*.jsonl"):
+            for line in file.open(encoding="utf-8"):
+                sample = json.loads(line)
+                lls = np.array([float(r[0]) for r in sample["filtered_resps"]])
+                lengths = [len(c) for c in sample["doc"]["choices"]]
+                key = (target, str(sample["doc"]["id"]))
+                picks[key] = (lls, int(np.argmax(lls)), int(np.argmax(lls / lengths)))
+    return picks
+
+
+def transferlab_picks(items_file: Path, state: str, choices: dict) -> dict[tuple[str, str], tuple]:
+    """The same mapping from transferlab's items.jsonl for one model state."""
+    picks = {}
+    for line in items_file.open(encoding="utf-8"):
+        row = json.loads(line)
+        if row["model_state"] != state:
+            continue
+        key = (f"{row['task']}:{row['language']}", row["doc_id"])
+        lls = np.array(row["loglikelihoods"])
+        lengths = [len(c) for c in choices[key]]
+        picks[key] = (lls, int(np.argmax(lls)), int(np.argmax(lls / lengths)))
+    return picks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="gemma-3-270m")
+    parser.add_argument("--adapters", type=int, default=4, help="K fresh LoRA adapters")
+    parser.add_argument("--items", type=int, default=50, help="items per target")
+    parser.add_argument("--targets", nargs="+", default=DEFAULT_TARGETS)
+    parser.add_argument("--rank", type=int, default=32)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+
+    from transferlab.models import resolve_model
+    from transferlab.tasks import get_task, parse_task_ref
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-eval-"))
+    work.mkdir(parents=True, exist_ok=True)
+    model_dir = resolve_model(args.model)
+    adapters = make_adapters(model_dir, work / "adapters", args.adapters, args.rank)
+    task_dir = work / "lm-eval-tasks"
+    task_dir.mkdir(exist_ok=True)
+    names = export_lm_eval_tasks(args.targets, args.items, task_dir)
+    choices = {}
+    for target in args.targets:
+        _task, language = parse_task_ref(target)
+        for item in get_task(target).items(language, "test")[: args.items]:
+            choices[(target, item.doc_id)] = item.choices
+    states = [("base", None)] + [(a.name, a) for a in adapters]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    os.environ.update(env)
+    print(f"model {args.model} ({model_dir}), {len(states)} model states × "
+          f"{len(args.targets)} targets × {args.items} items, dtype {args.dtype}, "
+          f"batch size {args.batch_size}")  # fmt: skip
+    print(f"load before: {os.getloadavg()[0]:.2f} (1-min average, 2 cores)")
+
+    lm_eval_times = {}
+    for state, adapter in states:
+        lm_eval_times[state] = run_lm_eval(
+            model_dir, adapter, list(names), task_dir, work / "lm-eval" / state,
+            args.dtype, args.batch_size,
+        )  # fmt: skip
+        print(f"  lm-eval {state}: {lm_eval_times[state]:.1f} s")
+    lm_eval_total = sum(lm_eval_times.values())
+
+    command = [str(BIN / "transferlab"), "evaluate", "--model", str(model_dir)]
+    for _state, adapter in states[1:]:
+        command += ["--adapter", str(adapter)]
+    for target in args.targets:
+        command += ["--task", target]
+    command += ["--limit", str(args.items), "--out", str(work / "transferlab")]
+    command += ["--dtype", args.dtype, "--batch-size", str(args.batch_size)]
+    started = time.perf_counter()
+    subprocess.run(
+        command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
+    ours_total = time.perf_counter() - started
+    print(f"  transferlab, all states in one process: {ours_total:.1f} s")
+
+    n_items, agree, agree_norm, gap = 0, 0, 0, 0.0
+    for state, _adapter in states:
+        theirs = lm_eval_picks(work / "lm-eval" / state, names)
+        ours = transferlab_picks(work / "transferlab" / "items.jsonl", state, choices)
+        assert theirs.keys() == ours.keys(), f"{state}: different items scored"
+        for key, (lls, pick, pick_norm) in ours.items():
+            their_lls, their_pick, their_pick_norm = theirs[key]
+            n_items += 1
+            agree += pick == their_pick
+            agree_norm += pick_norm == their_pick_norm
+            gap = max(gap, float(np.abs(lls - their_lls).max()))
+    print(f"load after: {os.getloadavg()[0]:.2f}")
+    print(f"per-item choices identical: acc {agree}/{n_items}, acc_norm {agree_norm}/{n_items}; "
+          f"max |Δ loglikelihood| {gap:.2e}")  # fmt: skip
+    print(f"lm-eval, one process per state: {lm_eval_total:.1f} s")
+    print(f"transferlab evaluate, one process: {ours_total:.1f} s")
+    print(f"speed-up: {lm_eval_total / ours_total:.1f}×")
+    if agree != n_items or agree_norm != n_items:
+        sys.exit("choices differ between lm-eval and transferlab")
+
+
+if __name__ == "__main__":
+    main()
