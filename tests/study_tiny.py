@@ -77,6 +77,9 @@ def write_study(
             "max_length": 128,
         },
         "evaluation": {"batch_size": 8},
+        # One thread: tiny matrices gain nothing from more, and a loaded machine makes
+        # several spinning threads per job crawl.
+        "executor": {"threads": 1},
         "out_dir": str(folder / "out"),
         **extra,
     }

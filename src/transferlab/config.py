@@ -59,6 +59,9 @@ class ExecutorSettings(_Section):
     num_gpus: float = Field(0, ge=0, description="Ray: GPUs per job")
     address: str | None = Field(None, description="Ray: cluster address (null: start locally)")
     retries: int = Field(1, ge=0, description="extra attempts of a failed job within one run")
+    threads: int | None = Field(
+        None, gt=0, description="torch threads per job (null: all cores; Ray: num_cpus)"
+    )
 
 
 class Study(_Section):
@@ -111,7 +114,10 @@ class Study(_Section):
                 ref = str(beside.resolve())
             elif Path(ref).is_file():
                 ref = str(Path(ref).resolve())
-            name = get_task(ref).name
+            try:
+                name = get_task(ref).name
+            except UserError as error:  # name the study, which is what the user edits
+                raise UserError(self.origin, f"tasks: {error.what}", error.fix) from None
             if name in refs:
                 raise UserError(self.origin, f"tasks: {name!r} listed twice", "list it once")
             refs[name] = ref

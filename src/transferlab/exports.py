@@ -80,7 +80,8 @@ def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
         rows.append(
             {
                 "model_name": model.name,
-                "model_size": model.size_b,
+                # Fixed-point: readers of the paper schema take "1.5" or "135M", not "9e-05".
+                "model_size": f"{model.size_b:.9f}".rstrip("0").rstrip("."),
                 "model_family": model.family,
                 "fine_tuned_dataset": source.task,
                 "fine_tuned_language": source.language,

@@ -48,13 +48,23 @@ class JobInputs:
 JobOutcome = TrainResult | EvalResult
 
 
-def execute(job: TrainJob | EvalJob, inputs: JobInputs, progress: bool = True) -> JobOutcome:
-    """Run one job and return its result (exceptions propagate to the executor)."""
-    if isinstance(job, TrainJob):
-        if inputs.adapter_dir is None:
-            raise ValueError("a training job needs inputs.adapter_dir")
-        return run_training(job, inputs.adapter_dir, progress)
-    return run_evaluation(job, inputs.adapters, progress)
+def execute(
+    job: TrainJob | EvalJob, inputs: JobInputs, progress: bool = True, threads: int | None = None
+) -> JobOutcome:
+    """Run one job with ``threads`` torch threads (None: unchanged) and return its result."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        if isinstance(job, TrainJob):
+            if inputs.adapter_dir is None:
+                raise ValueError("a training job needs inputs.adapter_dir")
+            return run_training(job, inputs.adapter_dir, progress)
+        return run_evaluation(job, inputs.adapters, progress)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _load(job: TrainJob | EvalJob, dtype: str, device: str) -> Any:

@@ -162,7 +162,7 @@ def plan_study(study: Study) -> Plan:
             spec.trust_remote_code,
             info.model_hash,
             info.family,
-            info.size_b,
+            info.n_params / 1e9,  # unrounded: a tiny model is not 0B
         )
         models.append(model)
         for cell in study.cells:

@@ -198,15 +198,16 @@ class _Driver:
             self.bar.update(1)
 
 
-def _export(plan: Plan, store: Store, out: Path, info_extra: dict[str, Any]) -> str:
-    from transferlab.exports import per_seed_table, run_info, write_csv, write_items, write_json
+def _export(plan: Plan, store: Store, out: Path) -> str:
+    from transferlab.exports import per_seed_table, write_csv, write_items
 
     per_seed = per_seed_table(plan, store.scores())
     write_csv(per_seed, out / "results_per_seed.csv")
     write_items(plan, store, out / "items.csv.gz")
-    write_json(run_info(plan, _job_counts(plan, store), info_extra), out / "run_info.json")
     if per_seed.empty:
-        return "no adapter has been scored yet, so there is no transfer to summarise"
+        log.warning("no adapter has been scored yet: no results.csv and no transfer summary")
+        (out / "results.csv").unlink(missing_ok=True)  # it would describe another study
+        return ""
     try:
         from transferlab.analysis import read_results, run_analysis
         from transferlab.analysis.command import export_results
@@ -227,6 +228,16 @@ def _report(out: Path) -> str:
     return str(write_report(out, None))
 
 
+def _execute(plan: Plan, store: Store, progress: bool) -> _Driver:
+    executor = make_executor(plan.study.executor, progress)
+    try:
+        driver = _Driver(plan, store, executor, progress)
+        driver.run()
+    finally:
+        executor.close()
+    return driver
+
+
 def run_study(
     study: Path | str,
     out_dir: Path | str | None = None,
@@ -235,48 +246,48 @@ def run_study(
     progress: bool = True,
 ) -> RunOutcome:
     """Run the study at ``study`` to the end and return the summary and the number failed."""
+    from transferlab.exports import run_info, write_json
+
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     config = _prepare(study, out_dir, executor, overrides)
     plan = plan_study(config)
-    prepare_s = time.perf_counter() - t0
+    timings = {"prepare_s": round(time.perf_counter() - t0, 3)}
     out = config.resolved_out_dir
     store = Store(out)
-    runner = None
     try:
-        runner_executor = make_executor(config.executor, progress)
-        try:
-            runner = _Driver(plan, store, runner_executor, progress)
-            runner.run()
-        finally:
-            runner_executor.close()
+        driver = _execute(plan, store, progress)
+        timings["train_s"] = round(driver.wall["train"], 3)
+        timings["evaluate_s"] = round(driver.wall["evaluate"], 3)
         t1 = time.perf_counter()
-        timings = {
-            "prepare_s": round(prepare_s, 3),
-            "train_s": round(runner.wall["train"], 3),
-            "evaluate_s": round(runner.wall["evaluate"], 3),
-        }
-        extra = {
-            "started_at": started_at,
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "wall_time_s": round(t1 - t0, 3),
-            "executor": config.executor.kind,
-            "timings": timings,
-        }
-        table = _export(plan, store, out, extra)
+
+        def write_info() -> None:  # before the report (it reads it) and after (final timings)
+            extra = {
+                "started_at": started_at,
+                "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "wall_time_s": round(time.perf_counter() - t0, 3),
+                "executor": config.executor.kind,
+                "timings": timings,
+            }
+            write_json(run_info(plan, _job_counts(plan, store), extra), out / "run_info.json")
+
+        write_info()
+        table = _export(plan, store, out)
         report = _report(out)
         timings["analysis_s"] = round(time.perf_counter() - t1, 3)
+        write_info()
     finally:
         store.close()
-    failed = list(runner.exhausted.values())
+    failed = list(driver.exhausted.values())
     lines = [
-        f"Study {config.name}: {runner.finished} job(s) finished this run, "
+        f"Study {config.name}: {driver.finished} job(s) finished this run, "
         f"{len(failed)} failed, {time.perf_counter() - t0:.0f} s",
     ]
     lines += [f"  failed: {job.label}" for job in failed]
     if table:
         lines += ["", "Transfer by regime (Δ in pp):", table]
-    lines += ["", f"Results: {out / 'results.csv'} (per seed: results_per_seed.csv)"]
+    if (out / "results.csv").exists():
+        lines += ["", f"Results: {out / 'results.csv'} (per seed: results_per_seed.csv)"]
     if report:
         lines.append(f"Report: {report}")
     return RunOutcome("\n".join(lines), len(failed), out, timings)

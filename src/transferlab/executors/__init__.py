@@ -36,4 +36,4 @@ def make_executor(settings: ExecutorSettings, progress: bool = True) -> Executor
         return RayExecutor(settings, progress)
     from transferlab.executors.local import LocalExecutor
 
-    return LocalExecutor(progress)
+    return LocalExecutor(progress, settings.threads)

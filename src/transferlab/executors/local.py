@@ -13,8 +13,8 @@ class LocalExecutor:
 
     capacity = 1
 
-    def __init__(self, progress: bool = True) -> None:
-        self.progress = progress
+    def __init__(self, progress: bool = True, threads: int | None = None) -> None:
+        self.progress, self.threads = progress, threads
         self._queue: deque[tuple[Job, JobInputs]] = deque()
 
     def submit(self, job: Job, inputs: JobInputs) -> None:
@@ -25,7 +25,7 @@ class LocalExecutor:
         """Return the oldest queued job with its result or the exception it raised."""
         job, inputs = self._queue.popleft()
         try:
-            return job, execute(job, inputs, self.progress)
+            return job, execute(job, inputs, self.progress, self.threads)
         except Exception as error:  # a failed job is recorded and retried; the run goes on
             return job, error
 

@@ -32,20 +32,22 @@ def write_folder(files: dict[str, bytes], folder: Path) -> None:
         target.write_bytes(data)
 
 
-def _run_remote(job: Job, blobs: dict[str, tuple[Any, str]], progress: bool) -> tuple:
+def _run_remote(
+    job: Job, blobs: dict[str, tuple[Any, str]], progress: bool, threads: int | None
+) -> tuple:
     # Runs in a Ray worker: adapters arrive as bytes and leave as bytes, in a private temp dir.
     import ray
 
     with tempfile.TemporaryDirectory(prefix="transferlab-job-") as tmp:
         root = Path(tmp)
         if isinstance(job, TrainJob):
-            result = execute(job, JobInputs(adapter_dir=root / "adapter"), progress)
+            result = execute(job, JobInputs(adapter_dir=root / "adapter"), progress, threads)
             return result, read_folder(result.adapter_dir)
         adapters = {}
         for key, (ref, digest) in blobs.items():
             write_folder(ray.get(ref), root / key)
             adapters[key] = (root / key, digest)
-        return execute(job, JobInputs(adapters=adapters), progress), None
+        return execute(job, JobInputs(adapters=adapters), progress, threads), None
 
 
 class RayExecutor:
@@ -81,7 +83,7 @@ class RayExecutor:
         self._remote = ray.remote(_run_remote).options(
             num_cpus=settings.num_cpus, num_gpus=settings.num_gpus, max_retries=0
         )
-        self.progress = progress
+        self.progress, self.threads = progress, settings.threads
         self._running: dict[Any, tuple[Job, JobInputs]] = {}
 
     def submit(self, job: Job, inputs: JobInputs) -> None:
@@ -90,7 +92,7 @@ class RayExecutor:
             key: (self._ray.put(read_folder(folder)), digest)
             for key, (folder, digest) in inputs.adapters.items()
         }
-        ref = self._remote.remote(job, blobs, self.progress)
+        ref = self._remote.remote(job, blobs, self.progress, self.threads)
         self._running[ref] = (job, inputs)
 
     def next_finished(self) -> tuple[Job, JobOutcome | Exception]:
