@@ -38,8 +38,9 @@ class Progress:
 class ScoredLoss:
     """Cross-entropy of a causal LM computed only where labels are: body once, head at K rows.
 
-    Equals what the model's own forward with ``labels`` (-100 elsewhere) returns, without the
-    (batch × length × vocabulary) logits tensor that dominates a 262k-vocabulary model's cost.
+    Equals what the model's own forward with ``labels`` (-100 elsewhere) returns (in float32;
+    under bf16 on CPU the head is more precise), without the (batch × length × vocabulary)
+    logits tensor that dominates a 262k-vocabulary model's cost.
     """
 
     def __init__(self, hf_model: Any, dtype: str, device: str) -> None:
@@ -60,6 +61,9 @@ class ScoredLoss:
             if dtype == "bfloat16"
             else contextlib.nullcontext
         )
+        # On CPU, autocast would copy the whole (vocabulary × hidden) head to bf16 on every
+        # step, which costs more than the float32 product at the few scored rows.
+        self.head_in_float32 = device_type == "cpu"
 
     def loss_sum(self, batch: dict[str, Any]) -> Any:
         """Return the summed token cross-entropy (float32 scalar tensor) of a collated batch."""
@@ -73,7 +77,13 @@ class ScoredLoss:
                 use_cache=False,
             )
             hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
-            logits = self.head(hidden[batch["rows"], batch["cols"]])
+        scored = hidden[batch["rows"], batch["cols"]]
+        if self.head_in_float32:
+            head_context, scored = contextlib.nullcontext(), scored.float()
+        else:
+            head_context = self.autocast()
+        with head_context:
+            logits = self.head(scored)
             if self.divide_by:
                 logits = logits / self.divide_by
             if self.multiply_by:
