@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from training_toy import learnable_copy, toy_examples
+from training_toy import learnable_copy, one_thread, toy_examples
 from transferlab.errors import UserError
 from transferlab.grid import Cell
 from transferlab.models import load_model
@@ -16,6 +16,12 @@ from transferlab.tasks.types import MCItem, TrainExample
 from transferlab.training import TrainSettings, apply_overrides, make_settings, train_adapter
 from transferlab.training.data import collate, encode_examples, plan_batches
 from transferlab.training.loop import ScoredLoss
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,15 @@ import sys
 
 import pytest
 
+from training_toy import one_thread
 from transferlab.cli import main
 from transferlab.tasks import get_task
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with one_thread():
+        yield
 
 
 def _cli(args, monkeypatch, capsys):

@@ -7,10 +7,17 @@ import json
 import pytest
 import torch
 
-from training_toy import toy_examples
+from training_toy import one_thread, toy_examples
 from transferlab.errors import RunError, UserError
 from transferlab.models import load_model
 from transferlab.training import TrainSettings, partial_dir, train_adapter
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with one_thread():
+        yield
+
 
 SETTINGS = TrainSettings(epochs=3, learning_rate=1e-3, logging_steps=2)
 TRAIN, VALIDATION = toy_examples(24, seed=1), toy_examples(6, start=100, seed=2)
