@@ -231,11 +231,25 @@ def config_show(study, overrides) -> None:
 @app.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--out", "out_file", default=None, type=click.Path(path_type=Path))
-def report(source: Path, out_file: Path | None) -> None:
+@click.option(
+    "--metric", default=None, help="Delta column to report (default: the headline metric)."
+)
+@click.option(
+    "--screenshot",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Also render the report in headless Chromium and save a full-page PNG here.",
+)
+def report(
+    source: Path, out_file: Path | None, metric: str | None, screenshot: Path | None
+) -> None:
     """Write the single-file HTML report of a run directory or a results table."""
-    from transferlab.report import write_report
+    from transferlab.report import screenshot_report, write_report
 
-    click.echo(f"Report: {write_report(source, out_file)}")
+    written = write_report(source, out_file, metric=metric)
+    click.echo(f"Report: {written}")
+    if screenshot is not None:
+        click.echo(f"Screenshot: {screenshot_report(written, screenshot)}")
 
 
 def main() -> None:

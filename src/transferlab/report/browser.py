@@ -69,6 +69,16 @@ class PageCheck:
     requests: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> list[str]:
+        """Return everything that should not happen on a self-contained page."""
+        return [
+            *(f"console error: {text}" for text in self.console_errors),
+            *(f"request: {url}" for url in self.requests),
+            *(f"dialog: {text}" for text in self.dialogs),
+        ]
 
 
 def find_chromium() -> str | None:
@@ -188,10 +198,13 @@ def check_page(
     pdf: Path | None = None,
     viewport: tuple[int, int] = (1280, 800),
     timeout: float = 60.0,
+    evaluate: dict[str, str] | None = None,
 ) -> PageCheck:
     """Load a local HTML file in headless Chromium and return what it logged, fetched and showed.
 
-    With `screenshot`, writes a full-page PNG; with `pdf`, prints the page as the browser would.
+    With `screenshot`, writes a full-page PNG; with `pdf`, prints the page as the browser would;
+    `evaluate` maps names to JavaScript expressions run in order after the load (results in
+    `values`).
     """
     executable = find_chromium()
     if executable is None:
@@ -238,6 +251,11 @@ def check_page(
                 "Runtime.evaluate", {"expression": PAGE_FACTS_JS, "returnByValue": True}
             )
             check.facts = result.get("result", {}).get("value", {})
+            for name, expression in (evaluate or {}).items():
+                value = devtools.call(
+                    "Runtime.evaluate", {"expression": expression, "returnByValue": True}
+                )
+                check.values[name] = value.get("result", {}).get("value")
             if screenshot is not None:
                 _capture(devtools, Path(screenshot))
             if pdf is not None:
@@ -300,3 +318,14 @@ def _collect(events: list[dict[str, Any]], check: PageCheck) -> None:
                 check.requests.append(request_url)
         elif method == "Page.javascriptDialogOpening":
             check.dialogs.append(f"{params.get('type')}: {params.get('message')}")
+
+
+def screenshot_report(html_file: Path, png: Path) -> Path:
+    """Render a report in headless Chromium, save a full-page PNG and return its path.
+
+    Raises RunError when the page logs errors, fetches anything or opens a dialog.
+    """
+    check = check_page(Path(html_file), screenshot=Path(png))
+    if check.problems:
+        raise RunError(f"{html_file} misbehaved in Chromium: {'; '.join(check.problems[:3])}")
+    return Path(png)

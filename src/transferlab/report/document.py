@@ -121,19 +121,17 @@ def slug(text: str) -> str:
 def embed_figure(
     figure: MplFigure, id: str, caption: str, alt: str, toc: str = "", dpi: int = 96
 ) -> Figure:
-    """Return the matplotlib figure as an embedded SVG block and close it.
+    """Return the matplotlib figure as an embedded SVG block.
 
     SVG in an <img> is rendered as an isolated image: its ids cannot clash with other figures,
     and its text (which matplotlib copies into comments) can never run as script.
     """
     import matplotlib
-    import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
     # A fixed hash salt and no date make the same data give byte-identical reports.
     with matplotlib.rc_context({"svg.hashsalt": "transferlab", "svg.fonttype": "path"}):
-        figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None}, dpi=dpi)
-    plt.close(figure)
+        figure.savefig(buffer, format="svg", metadata={"Date": None}, dpi=dpi)
     svg = buffer.getvalue()
     width, height = _svg_size_px(svg)
     src = "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")

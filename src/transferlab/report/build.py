@@ -1,0 +1,105 @@
+"""`write_report`: a run directory or results table → one self-contained HTML file."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+from transferlab.analysis import read_results, run_analysis
+from transferlab.errors import UserError
+from transferlab.report.document import Section
+from transferlab.report.render import render_html
+from transferlab.report.sections import Context, analysis_sections, delta_name
+from transferlab.report.summary import (
+    cells_table,
+    models_table,
+    problems_notice,
+    read_run_info,
+    summary_facts,
+)
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE = "report.html"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def default_out_file(source: Path) -> Path:
+    """Return where the report of `source` goes by default: report.html in its folder."""
+    return (source if source.is_dir() else source.parent) / REPORT_FILE
+
+
+def build_report(source: Path | str, metric: str | None = None) -> str:
+    """Return the HTML report of a run directory or results table (nothing is written)."""
+    source = Path(source)
+    table = read_results(source)
+    run_info = read_run_info(source if source.is_dir() else source.parent)
+    result = run_analysis(table, metric)
+    delta = delta_name(table, result.metric)
+    context = Context(table=table, result=result, delta=delta)
+    seeds = sorted(int(s) for s in table.seeds["seed"].unique()) if table.seeds is not None else []
+    metric_text = f"{delta} ({result.metric}), percentage points"
+    summary = Section(
+        "summary",
+        "Study",
+        [
+            summary_facts(table.cells, seeds, run_info, Path(table.where), metric_text),
+            models_table(table.cells, run_info),
+            cells_table(table.cells, run_info),
+        ],
+    )
+    problems = Section(
+        "problems", "Failed or missing cells", [problems_notice(table.cells, run_info)]
+    )
+    sections = [summary, *analysis_sections(context), problems]
+    title = str((run_info or {}).get("study") or source.name)
+    created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    transferlab_version = version("transferlab")
+    return render_html(
+        sections,
+        title=title,
+        subtitle=f"Transfer study report · {delta} · written {created}",
+        footer=f"Written by transferlab {transferlab_version} from {table.where} on {created}.",
+        version=transferlab_version,
+    )
+
+
+def write_report(
+    source: Path | str, out_file: Path | str | None = None, metric: str | None = None
+) -> Path:
+    """Write the single-file HTML report of a run directory or results table; return its path.
+
+    Everything is read and analysed before anything is written, and the file appears whole
+    (written beside its destination, then renamed).
+    """
+    source = Path(source)
+    out = Path(out_file) if out_file is not None else default_out_file(source)
+    if out.is_dir():
+        raise UserError(out, "is a directory", "give a file name such as report.html")
+    html = build_report(source, metric)
+    temporary = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=out.parent)
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(html)
+        # mkstemp makes the file private; a report is meant to be shared like any other file.
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, out)
+    except OSError as error:
+        if temporary is not None and os.path.exists(temporary):
+            os.unlink(temporary)
+        raise UserError(
+            out, f"cannot write the report ({error.strerror or error})", "choose another --out"
+        ) from error
+    log.info("wrote %s (%d bytes)", out, len(html.encode("utf-8")))
+    return out
