@@ -64,6 +64,7 @@ def test_figures_decode_and_tables_are_filled(rendered):
     assert facts["toc_links"] >= len(facts["sections"])
     # laid out for a laptop screen: nothing wider than the 1280 px viewport
     assert facts["width"] <= 1280
+    assert facts["overflowing"] == []
 
 
 def test_user_strings_show_as_text(rendered):

@@ -52,6 +52,8 @@ PAGE_FACTS_JS = """(() => {
     tables: tables.length,
     table_rows: tables.map(t => t.tBodies[0] ? t.tBodies[0].rows.length : 0),
     scripts: document.scripts.length,
+    overflowing: Array.from(document.querySelectorAll(".table-wrap, figure")).filter(
+      e => e.scrollWidth > e.clientWidth + 1).map(e => e.id),
     text: document.body.innerText,
     width: document.documentElement.scrollWidth,
     height: document.documentElement.scrollHeight,

@@ -54,9 +54,11 @@ def build_report(source: Path | str, metric: str | None = None) -> str:
         [
             summary_facts(table.cells, seeds, run_info, Path(table.where), metric_text),
             models_table(table.cells, run_info),
-            cells_table(table.cells, run_info),
         ],
     )
+    evaluated = cells_table(table.cells, run_info)
+    if evaluated is not None:
+        summary.blocks.append(evaluated)
     problems = Section(
         "problems", "Failed or missing cells", [problems_notice(table.cells, run_info)]
     )

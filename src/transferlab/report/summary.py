@@ -160,13 +160,17 @@ def models_table(cells: pd.DataFrame, run_info: dict[str, Any] | None) -> Table:
     )
 
 
-def cells_table(cells: pd.DataFrame, run_info: dict[str, Any] | None) -> Table:
-    """Return one row per evaluated (task, language) cell with its item count and content hash."""
+def cells_table(cells: pd.DataFrame, run_info: dict[str, Any] | None) -> Table | None:
+    """Return one row per evaluated (task, language) cell with its item count and content hash.
+
+    None when the table and the run say neither (the paper's released schema)."""
     listed = {
         (t.get("name"), t.get("language")): t.get("task_hash")
         for t in (run_info or {}).get("tasks", [])
         if isinstance(t, dict)
     }
+    if not listed and not {"n_items", "task_hash"} & set(cells.columns):
+        return None
     rows = []
     for (task, language), block in cells.groupby(["target_task", "target_language"], sort=True):
         hashes = _unique(block, "task_hash") or [listed.get((task, language))]
