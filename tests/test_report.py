@@ -188,7 +188,15 @@ def test_cells_whose_bootstrap_interval_contains_zero_are_counted(run_dir, repor
 def test_summary_reads_the_run_info(report):
     _, html, page = report
     summary = html[html.index('id="summary"') : html.index('id="regimes"')]
-    for fact in ("12 min 30 s", "17, 42", "torch 2.13.0", "training.r = 32", "1 failed"):
+    facts = (
+        "12 min 30 s",
+        "17, 42",
+        "torch 2.13.0",
+        "training.r = 32",
+        "1 failed",
+        "train 8 min 20 s",
+    )
+    for fact in facts:
         assert fact in summary
     models = {row[0]["text"]: row for row in page.tables["table-models"]}
     assert models["tiny-b"][5]["text"] == "7"  # adapters with results

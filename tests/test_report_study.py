@@ -157,6 +157,8 @@ def write_synthetic_run(
         "started_at": "2026-03-01T10:00:00+00:00",
         "finished_at": "2026-03-01T10:12:30+00:00",
         "wall_time_s": 750.0,
+        "executor": "local",
+        "timings": {"prepare_s": 2.5, "train_s": 500.0, "evaluate_s": 240.0, "analysis_s": 7.5},
         "jobs": {"done": 42, "pending": 0, "failed": failed},
     }
     (run_dir / "run_info.json").write_text(json.dumps(run_info, indent=2), encoding="utf-8")

@@ -21,6 +21,8 @@ from transferlab.report.document import (
 from transferlab.report.figures import cell_label
 
 RUN_INFO = "run_info.json"
+# Config keys shown elsewhere in the summary (or not about how numbers were made).
+_NOT_SETTINGS = {"name", "out_dir"}
 
 
 def read_run_info(folder: Path | None) -> dict[str, Any] | None:
@@ -65,7 +67,7 @@ def _settings(config: Any, prefix: str = "") -> list[str]:
     for key, value in config.items():
         if isinstance(value, dict):
             lines.extend(_settings(value, f"{prefix}{key}."))
-        elif not isinstance(value, list):
+        elif not isinstance(value, list) and f"{prefix}{key}" not in _NOT_SETTINGS:
             lines.append(f"{prefix}{key} = {value}")
     return lines
 
@@ -114,6 +116,16 @@ def summary_facts(
         facts.append(("Run", f"{info.get('started_at', '?')} → {info.get('finished_at', '?')}"))
     if "wall_time_s" in info:
         facts.append(("Wall time", duration(info["wall_time_s"])))
+    timings = info.get("timings")
+    if isinstance(timings, dict) and timings:
+        facts.append(
+            (
+                "Time spent",
+                ", ".join(f"{k.removesuffix('_s')} {duration(v)}" for k, v in timings.items()),
+            )
+        )
+    if info.get("executor"):
+        facts.append(("Executor", str(info["executor"])))
     jobs = info.get("jobs")
     if isinstance(jobs, dict):
         failed = jobs.get("failed") or []
