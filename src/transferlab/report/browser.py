@@ -201,12 +201,13 @@ def check_page(
     viewport: tuple[int, int] = (1280, 800),
     timeout: float = 60.0,
     evaluate: dict[str, str] | None = None,
+    media: str = "screen",
 ) -> PageCheck:
     """Load a local HTML file in headless Chromium and return what it logged, fetched and showed.
 
     With `screenshot`, writes a full-page PNG; with `pdf`, prints the page as the browser would;
     `evaluate` maps names to JavaScript expressions run in order after the load (results in
-    `values`).
+    `values`); `media="print"` lays the page out as for printing.
     """
     executable = find_chromium()
     if executable is None:
@@ -240,6 +241,7 @@ def check_page(
                 "Emulation.setDeviceMetricsOverride",
                 {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
             )
+            devtools.call("Emulation.setEmulatedMedia", {"media": media})
             devtools.call("Page.setLifecycleEventsEnabled", {"enabled": True})
             devtools.events.clear()
             navigation = devtools.call("Page.navigate", {"url": url})
