@@ -45,11 +45,11 @@ def rendered(tmp_path_factory):
         pdf=folder / "report.pdf",
         evaluate={"sort": SORT_JS},
     )
-    return check, folder
+    return check, folder, report
 
 
 def test_report_loads_without_errors_requests_or_dialogs(rendered):
-    check, _ = rendered
+    check = rendered[0]
     assert check.console_errors == []
     assert check.console_warnings == []
     assert check.requests == []
@@ -82,13 +82,22 @@ def test_tables_sort_by_their_numbers(rendered):
 
 
 def test_screenshot_and_print_are_not_blank(rendered):
-    _, folder = rendered
+    _, folder, _ = rendered
     image = Image.open(folder / "report.png").convert("L")
     assert image.width == 1280 and image.height > 3000
     assert max(ImageStat.Stat(image).stddev) > 20  # text and figures, not a blank page
     pdf = (folder / "report.pdf").read_bytes()
     assert pdf.startswith(b"%PDF")
     assert len(re.findall(rb"/Type\s*/Page[^s]", pdf)) >= 3  # printed over several pages
+
+
+def test_print_layout_fits_an_a4_page(rendered):
+    _, _, report = rendered
+    printed = check_page(report, media="print", viewport=(794, 1123))  # A4 at 96 dpi
+    assert printed.problems == []
+    assert printed.facts["width"] <= 794
+    assert printed.facts["overflowing"] == []
+    assert printed.facts["figures_decoded"] == 8
 
 
 def test_the_check_catches_what_a_broken_page_does(tmp_path):
