@@ -10,10 +10,20 @@ from importlib.metadata import version
 from pathlib import Path
 
 from transferlab.analysis import read_results, run_analysis
+from transferlab.analysis.figures import analysis_figures
 from transferlab.errors import UserError
 from transferlab.report.document import Section
 from transferlab.report.render import render_html
-from transferlab.report.sections import Context, analysis_sections, delta_name
+from transferlab.report.sections import (
+    Context,
+    delta_name,
+    heatmaps_section,
+    matrices_section,
+    onoff_section,
+    roles_section,
+    variance_section,
+)
+from transferlab.report.stat_tables import consistency_section, harm_section, regimes_section
 from transferlab.report.summary import (
     cells_table,
     models_table,
@@ -62,7 +72,19 @@ def build_report(source: Path | str, metric: str | None = None) -> str:
     problems = Section(
         "problems", "Failed or missing cells", [problems_notice(table.cells, run_info)]
     )
-    sections = [summary, *analysis_sections(context), problems]
+    figures = analysis_figures(result)
+    sections = [
+        summary,
+        regimes_section(context),
+        heatmaps_section(context, figures),
+        matrices_section(context),
+        roles_section(context, figures),
+        onoff_section(context, figures),
+        variance_section(context),
+        consistency_section(context),
+        harm_section(context),
+        problems,
+    ]
     title = str((run_info or {}).get("study") or source.name)
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     transferlab_version = version("transferlab")

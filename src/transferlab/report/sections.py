@@ -1,4 +1,4 @@
-"""The report's analysis sections: the analysis's tables and figures, captioned and laid out."""
+"""The report's figure sections (with their tables): the analysis's figures, captioned."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 
 from transferlab.analysis import AnalysisResult, ResultsTable
-from transferlab.analysis.figures import analysis_figures
 from transferlab.report.document import (
     Block,
     Column,
@@ -17,7 +16,6 @@ from transferlab.report.document import (
     Table,
     embed_figure,
     frame_rows,
-    interval_cell,
     number_cell,
     slug,
     text_cell,
@@ -66,54 +64,15 @@ def delta_name(table: ResultsTable, metric: str) -> str:
     return f"Δ {metric}"
 
 
-def _empty(id: str, what: str) -> Notice:
+def empty_notice(id: str, what: str) -> Notice:
     return Notice(id=id, text=f"Not available for this study: {what}.")
-
-
-def regimes_section(ctx: Context) -> Section:
-    """Return the regime summary table with bootstrap intervals."""
-    regimes = ctx.result.tables["regimes"]
-    n_boot = ctx.result.n_boot
-    rows = frame_rows(
-        regimes,
-        [
-            lambda r: text_cell(r["regime"]),
-            lambda r: text_cell(REGIME_MEANING.get(r["regime"], "")),
-            lambda r: number_cell(r["n"], digits=0),
-            lambda r: number_cell(r["mean"], signed=True, tone=True),
-            lambda r: interval_cell(r.get("ci_low"), r.get("ci_high")),
-            lambda r: number_cell(r["median"], signed=True, tone=True),
-            lambda r: number_cell(r["pct_positive"], digits=1),
-            lambda r: number_cell(r["pct_harm"], digits=1),
-        ],
-    )
-    table = Table(
-        id="table-regimes",
-        caption=(
-            f"Transfer by regime. {ctx.how}. n counts cells; % > 0 is the share with Δ > 0, "
-            f"% harm the share with {HARM}. The 95% CI of the mean is a percentile bootstrap "
-            f"over adapters (model, source cell), {n_boot:,} resamples, seed {ctx.result.seed}."
-        ),
-        columns=[
-            Column("regime"),
-            Column("source → target"),
-            Column("n", True),
-            Column("mean Δ (pp)", True),
-            Column("95% CI of mean", True, help="sorts by the lower end"),
-            Column("median Δ (pp)", True),
-            Column("% > 0", True),
-            Column("% harm", True, help=HARM),
-        ],
-        rows=rows,
-    )
-    return Section("regimes", "Transfer by regime", [table])
 
 
 def _figure_or_notice(
     figures: dict, name: str, id: str, caption: str, alt: str, toc: str, missing: str
 ) -> Block:
     if name not in figures:
-        return _empty(id, missing)
+        return empty_notice(id, missing)
     return embed_figure(figures[name], id=id, caption=caption, alt=alt, toc=toc)
 
 
@@ -305,7 +264,9 @@ def variance_section(ctx: Context) -> Section:
     )
     shares = shares.dropna(how="all")
     if shares.empty:
-        return Section("variance", "Variance shares", [_empty("variance-none", "too few rows")])
+        return Section(
+            "variance", "Variance shares", [empty_notice("variance-none", "too few rows")]
+        )
     how = (
         f"Linear mixed model of {ctx.delta} fitted by REML: a random intercept per model and "
         "variance components for the source cell and the target cell, overall and per regime; "
@@ -329,89 +290,3 @@ def variance_section(ctx: Context) -> Section:
         rows=rows,
     )
     return Section("variance", "Variance shares", [figure, table])
-
-
-def consistency_section(ctx: Context) -> Section:
-    """Return the consistency index per regime and grouping."""
-    consistency = ctx.result.tables["consistency"]
-    rows = frame_rows(
-        consistency,
-        [
-            lambda r: text_cell(r["regime"]),
-            lambda r: text_cell(r["grouping"]),
-            lambda r: number_cell(r["median"], digits=3, signed=True),
-            lambda r: interval_cell(r["q1"], r["q3"], digits=3),
-            lambda r: number_cell(r["n_sources"], digits=0),
-        ],
-    )
-    table = Table(
-        id="table-consistency",
-        caption=(
-            "Consistency index: for each source cell, Kendall τ-b between every pair of models "
-            "(or families, Δ averaged over sizes; or size buckets) over the recipients they share "
-            "(target language for MT-CL, target task for CT-ML, target cell for CT-CL; at least "
-            "3), averaged over pairs; summarised over sources by the median and IQR. 1 = every "
-            "model ranks the recipients alike; — = too few models or recipients."
-        ),
-        columns=[
-            Column("regime"),
-            Column("units"),
-            Column("median τ-b", True),
-            Column("IQR [q1, q3]", True),
-            Column("sources", True),
-        ],
-        rows=rows,
-    )
-    return Section("consistency", "Consistency across models", [table])
-
-
-def harm_section(ctx: Context) -> Section:
-    """Return the MT-CL harm breakdown."""
-    harm = ctx.result.tables["harm"]
-    if harm.empty:
-        return Section(
-            "harm", "Where cross-lingual transfer harms", [_empty("harm-none", "no MT-CL rows")]
-        )
-    rows = frame_rows(
-        harm,
-        [
-            lambda r: text_cell(str(r["grouping"]).replace("_", " ")),
-            lambda r: text_cell(r["group"]),
-            lambda r: number_cell(r["n"], digits=0),
-            lambda r: number_cell(r["mean"], signed=True, tone=True),
-            lambda r: number_cell(r["median"], signed=True, tone=True),
-            lambda r: number_cell(r["pct_positive"], digits=1),
-            lambda r: number_cell(r["pct_harm"], digits=1),
-        ],
-    )
-    table = Table(
-        id="table-harm",
-        caption=f"MT-CL rows (same task, other language) broken down by target language, target "
-        f"task, size bucket (S ≤1.5B, M <7B, L ≥7B) and family: {ctx.delta} summary, {HARM}.",
-        columns=[
-            Column("by"),
-            Column("group"),
-            Column("n", True),
-            Column("mean (pp)", True),
-            Column("median (pp)", True),
-            Column("% > 0", True),
-            Column("% harm", True),
-        ],
-        rows=rows,
-    )
-    return Section("harm", "Where cross-lingual transfer harms", [table])
-
-
-def analysis_sections(ctx: Context) -> list[Section]:
-    """Return every analysis section in reading order."""
-    figures = analysis_figures(ctx.result)
-    return [
-        regimes_section(ctx),
-        heatmaps_section(ctx, figures),
-        matrices_section(ctx),
-        roles_section(ctx, figures),
-        onoff_section(ctx, figures),
-        variance_section(ctx),
-        consistency_section(ctx),
-        harm_section(ctx),
-    ]
