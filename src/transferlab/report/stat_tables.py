@@ -6,6 +6,7 @@ from transferlab.report.document import (
     Column,
     Section,
     Table,
+    TableCell,
     frame_rows,
     interval_cell,
     number_cell,
@@ -13,40 +14,48 @@ from transferlab.report.document import (
 )
 from transferlab.report.sections import HARM, REGIME_MEANING, Context, empty_notice
 
+SUMMARY_COLUMNS = [
+    Column("n", True),
+    Column("mean Δ (pp)", True),
+    Column("median Δ (pp)", True),
+    Column("% > 0", True),
+    Column("% harm", True, help=HARM),
+]
+
+
+def summary_cells(record: dict) -> list[TableCell]:
+    """Return the cells of an n / mean / median / % > 0 / % harm summary row."""
+    return [
+        number_cell(record["n"], digits=0),
+        number_cell(record["mean"], signed=True, tone=True),
+        number_cell(record["median"], signed=True, tone=True),
+        number_cell(record["pct_positive"], digits=1),
+        number_cell(record["pct_harm"], digits=1),
+    ]
+
 
 def regimes_section(ctx: Context) -> Section:
-    """Return the regime summary table with bootstrap intervals."""
-    regimes = ctx.result.tables["regimes"]
-    n_boot = ctx.result.n_boot
-    rows = frame_rows(
-        regimes,
-        [
-            lambda r: text_cell(r["regime"]),
-            lambda r: text_cell(REGIME_MEANING.get(r["regime"], "")),
-            lambda r: number_cell(r["n"], digits=0),
-            lambda r: number_cell(r["mean"], signed=True, tone=True),
-            lambda r: interval_cell(r.get("ci_low"), r.get("ci_high")),
-            lambda r: number_cell(r["median"], signed=True, tone=True),
-            lambda r: number_cell(r["pct_positive"], digits=1),
-            lambda r: number_cell(r["pct_harm"], digits=1),
-        ],
-    )
+    """Return the regime summary table with bootstrap intervals (next to the mean)."""
+    rows = []
+    for record in ctx.result.tables["regimes"].to_dict("records"):
+        summary = summary_cells(record)
+        interval = interval_cell(record.get("ci_low"), record.get("ci_high"))
+        meaning = text_cell(REGIME_MEANING.get(record["regime"], ""))
+        rows.append([text_cell(record["regime"]), meaning, *summary[:2], interval, *summary[2:]])
     table = Table(
         id="table-regimes",
         caption=(
             f"Transfer by regime. {ctx.how}. n counts cells; % > 0 is the share with Δ > 0, "
             f"% harm the share with {HARM}. The 95% CI of the mean is a percentile bootstrap "
-            f"over adapters (model, source cell), {n_boot:,} resamples, seed {ctx.result.seed}."
+            f"over adapters (model, source cell), {ctx.result.n_boot:,} resamples, "
+            f"seed {ctx.result.seed}."
         ),
         columns=[
             Column("regime"),
             Column("source → target"),
-            Column("n", True),
-            Column("mean Δ (pp)", True),
+            *SUMMARY_COLUMNS[:2],
             Column("95% CI of mean", True, help="sorts by the lower end"),
-            Column("median Δ (pp)", True),
-            Column("% > 0", True),
-            Column("% harm", True, help=HARM),
+            *SUMMARY_COLUMNS[2:],
         ],
         rows=rows,
     )
@@ -96,31 +105,15 @@ def harm_section(ctx: Context) -> Section:
             "Where cross-lingual transfer harms",
             [empty_notice("harm-none", "no MT-CL rows")],
         )
-    rows = frame_rows(
-        harm,
-        [
-            lambda r: text_cell(str(r["grouping"]).replace("_", " ")),
-            lambda r: text_cell(r["group"]),
-            lambda r: number_cell(r["n"], digits=0),
-            lambda r: number_cell(r["mean"], signed=True, tone=True),
-            lambda r: number_cell(r["median"], signed=True, tone=True),
-            lambda r: number_cell(r["pct_positive"], digits=1),
-            lambda r: number_cell(r["pct_harm"], digits=1),
-        ],
-    )
+    rows = [
+        [text_cell(str(r["grouping"]).replace("_", " ")), text_cell(r["group"]), *summary_cells(r)]
+        for r in harm.to_dict("records")
+    ]
     table = Table(
         id="table-harm",
         caption=f"MT-CL rows (same task, other language) broken down by target language, target "
         f"task, size bucket (S ≤1.5B, M <7B, L ≥7B) and family: {ctx.delta} summary, {HARM}.",
-        columns=[
-            Column("by"),
-            Column("group"),
-            Column("n", True),
-            Column("mean (pp)", True),
-            Column("median (pp)", True),
-            Column("% > 0", True),
-            Column("% harm", True),
-        ],
+        columns=[Column("by"), Column("group"), *SUMMARY_COLUMNS],
         rows=rows,
     )
     return Section("harm", "Where cross-lingual transfer harms", [table])
