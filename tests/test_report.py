@@ -283,3 +283,18 @@ def test_cli_writes_the_report_and_reports_bad_input_in_one_line(small_run, tmp_
     assert failed.returncode == 2
     assert len(failed.stderr.strip().splitlines()) == 1
     assert "nope" in failed.stderr
+
+
+def test_screenshot_without_chromium_fails_before_writing(small_run, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from transferlab.cli import app
+
+    monkeypatch.setenv("TRANSFERLAB_CHROMIUM", str(tmp_path / "no-such-chromium"))
+    out = tmp_path / "out" / "report.html"
+    result = CliRunner().invoke(
+        app, ["report", str(small_run), "--out", str(out), "--screenshot", str(tmp_path / "s.png")]
+    )
+    assert isinstance(result.exception, UserError)
+    assert "chromium" in str(result.exception)
+    assert not (tmp_path / "out").exists()

@@ -244,8 +244,10 @@ def report(
     source: Path, out_file: Path | None, metric: str | None, screenshot: Path | None
 ) -> None:
     """Write the single-file HTML report of a run directory or a results table."""
-    from transferlab.report import screenshot_report, write_report
+    from transferlab.report import require_chromium, screenshot_report, write_report
 
+    if screenshot is not None:
+        require_chromium()  # before anything is written
     written = write_report(source, out_file, metric=metric)
     click.echo(f"Report: {written}")
     if screenshot is not None:

@@ -95,6 +95,24 @@ def find_chromium() -> str | None:
     return None
 
 
+def require_chromium() -> str:
+    """Return the Chromium executable, or raise UserError saying how to get one and the client."""
+    executable = find_chromium()
+    if executable is None:
+        raise UserError(
+            "chromium",
+            "no Chromium found on PATH",
+            "install it (Debian: apt-get install chromium) or set TRANSFERLAB_CHROMIUM",
+        )
+    try:
+        import websocket  # noqa: F401
+    except ImportError as error:
+        raise UserError(
+            "websocket-client", "not installed", "pip install websocket-client"
+        ) from error
+    return executable
+
+
 class _DevTools:
     """A minimal DevTools protocol client on one browser websocket with one attached page."""
 
@@ -209,19 +227,7 @@ def check_page(
     `evaluate` maps names to JavaScript expressions run in order after the load (results in
     `values`); `media="print"` lays the page out as for printing.
     """
-    executable = find_chromium()
-    if executable is None:
-        raise UserError(
-            "chromium",
-            "no Chromium found on PATH",
-            "install it (Debian: apt-get install chromium) or set TRANSFERLAB_CHROMIUM",
-        )
-    try:
-        import websocket  # noqa: F401
-    except ImportError as error:
-        raise UserError(
-            "websocket-client", "not installed", "pip install websocket-client"
-        ) from error
+    executable = require_chromium()
     url = Path(html_file).resolve().as_uri()
     check = PageCheck(url=url)
     with tempfile.TemporaryDirectory(prefix="transferlab-chromium-") as profile:
