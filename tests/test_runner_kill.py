@@ -18,9 +18,18 @@ from transferlab.scoring import adapter_hash
 from transferlab.store import DB_NAME, Store
 
 # Two epochs, so a kill can land after an epoch's checkpoint and the rerun resumes from it.
-HEAVIER = {"training": {"epochs": 2, "lora_r": 4, "lora_alpha": 8, "batch_size": 2,
-                        "learning_rate": 1e-3, "dtype": "float32", "min_train_items": 4,
-                        "max_length": 128}}  # fmt: skip
+HEAVIER = {
+    "training": {
+        "epochs": 2,
+        "lora_r": 4,
+        "lora_alpha": 8,
+        "batch_size": 2,
+        "learning_rate": 1e-3,
+        "dtype": "float32",
+        "min_train_items": 4,
+        "max_length": 128,
+    }
+}
 
 
 def _cli_run(study: Path) -> subprocess.Popen:

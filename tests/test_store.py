@@ -37,8 +37,12 @@ def test_a_job_is_claimed_once_and_done_only_after_its_results_commit(tmp_path):
 
 
 def test_a_dead_holders_lease_is_taken_over_and_its_late_commit_dropped(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], text=True,
-                          capture_output=True, check=True).stdout.strip()  # fmt: skip
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout.strip()
     ghost = f"{socket.gethostname()}|{dead}|0"
     assert owner_is_dead(ghost)
     ghost_store = Store(tmp_path, owner=ghost)

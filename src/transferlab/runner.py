@@ -252,6 +252,8 @@ def run_study(
     t0 = time.perf_counter()
     config = _prepare(study, out_dir, executor, overrides)
     plan = plan_study(config)
+    if config.executor.kind == "local":
+        import peft  # noqa: F401  (importing torch and transformers is preparation, not a job)
     timings = {"prepare_s": round(time.perf_counter() - t0, 3)}
     out = config.resolved_out_dir
     store = Store(out)
