@@ -192,7 +192,7 @@ def test_summary_reads_the_run_info(report):
         "12 min 30 s",
         "17, 42",
         "torch 2.13.0",
-        "training.r = 32",
+        "r = 32, alpha = 64",
         "1 failed",
         "train 8 min 20 s",
     )

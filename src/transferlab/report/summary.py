@@ -133,9 +133,14 @@ def summary_facts(
             ("Jobs", f"{jobs.get('done', '?')} done, {jobs.get('pending', '?')} pending, "
              f"{len(failed)} failed")
         )  # fmt: skip
-    settings = _settings(info.get("config"))
-    if settings:
-        facts.append(("Settings", "; ".join(settings)))
+    config = info.get("config") if isinstance(info.get("config"), dict) else {}
+    top = [line for key, value in config.items() if not isinstance(value, dict)
+           for line in _settings({key: value})]  # fmt: skip
+    if top:
+        facts.append(("Settings", ", ".join(top)))
+    for group, values in config.items():
+        if isinstance(values, dict) and _settings(values):
+            facts.append((f"Settings: {group}", ", ".join(_settings(values))))
     return Facts(id="facts", items=facts)
 
 
