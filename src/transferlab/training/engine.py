@@ -13,7 +13,7 @@ from typing import Any
 
 from transferlab.errors import RunError, UserError
 from transferlab.tasks.types import TrainExample
-from transferlab.training.data import data_fingerprint, encode_examples
+from transferlab.training.data import EncodedExample, data_fingerprint, encode_examples
 from transferlab.training.loop import NonFiniteLoss, Progress, ScoredLoss, fit, make_optimizer
 from transferlab.training.lora import attach_lora, detach_lora, resolve_target_modules
 from transferlab.training.outputs import (
@@ -42,12 +42,26 @@ class TrainOutcome:
     metadata: dict[str, Any]
 
 
-def _check_inputs(
+@dataclass(frozen=True)
+class _Plan:
+    """What the inputs become before any file is touched."""
+
+    train: list[EncodedExample]
+    validation: list[EncodedExample]
+    targets: list[str]
+    data_hash: str
+    run_key: str  # fingerprint of everything that determines the weights
+    pad_id: int
+
+
+def _plan(
+    loaded: Any,
     train: Sequence[TrainExample],
     validation: Sequence[TrainExample],
     settings: TrainSettings,
+    seed: int,
     where: str,
-) -> None:
+) -> _Plan:
     if len(train) < settings.min_train_items:
         raise UserError(
             where,
@@ -59,13 +73,86 @@ def _check_inputs(
         if example.doc_id in seen:
             raise UserError(where, f"doc_id {example.doc_id!r} occurs twice", "make doc_ids unique")
         seen.add(example.doc_id)
+    tokenizer = loaded.tokenizer
+    train_enc = encode_examples(tokenizer, train, settings.max_length)
+    val_enc = encode_examples(tokenizer, validation, settings.max_length)
+    targets = resolve_target_modules(
+        loaded.model, settings.target_modules, f"target_modules (model {loaded.ref})"
+    )
+    data_hash = data_fingerprint(train_enc, val_enc)
+    run_key = fingerprint(
+        {
+            "settings": settings.model_dump(mode="json"),
+            "seed": seed,
+            "model_hash": loaded.model_hash,
+            "data": data_hash,
+            "targets": targets,
+            "device": loaded.device,
+            "weights_dtype": loaded.dtype,
+        }
+    )
+    pad_id = next(
+        (int(t) for t in (tokenizer.pad_token_id, tokenizer.eos_token_id) if t is not None),
+        0,  # padded positions are masked out and never read
+    )
+    return _Plan(train_enc, val_enc, targets, data_hash, run_key, pad_id)
 
 
-def _pad_id(tokenizer: Any) -> int:
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
-        if candidate is not None:
-            return int(candidate)
-    return 0  # padded positions are masked out and never read
+class _Checkpoints:
+    """One run's per-epoch checkpoints in its ``.partial`` folder: saving and resuming."""
+
+    def __init__(self, work: Path, run_key: str, model: Any, optimizer: Any, scheduler: Any):
+        self.work, self.run_key = work, run_key
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.best: dict[str, Any] | None = None
+        self.segment_start = time.perf_counter()
+
+    def resume(self) -> tuple[Progress, int | None]:
+        """Return the progress to start from (restoring every state) and the epoch resumed after."""
+        import torch
+        from peft import set_peft_model_state_dict
+
+        checkpoint = load_checkpoint(self.work, self.run_key)
+        if checkpoint is None:
+            if self.work.exists():
+                shutil.rmtree(self.work)
+            return Progress(), None
+        set_peft_model_state_dict(self.model, checkpoint["adapter"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        torch.set_rng_state(checkpoint["rng"])
+        self.best = checkpoint["best_adapter"]
+        state = Progress(**checkpoint["progress"])
+        log.info("resuming %s after epoch %d", self.work, state.epochs_done)
+        return state, state.epochs_done
+
+    def save(self, state: Progress, improved: bool) -> None:
+        """Checkpoint the end of an epoch (the fit loop's ``on_epoch_end``)."""
+        import torch
+        from peft import get_peft_model_state_dict
+
+        weights = {k: v.detach().clone() for k, v in get_peft_model_state_dict(self.model).items()}
+        if improved:
+            self.best = weights
+        self.tick(state)
+        save_checkpoint(
+            self.work,
+            {
+                "fingerprint": self.run_key,
+                "progress": state.to_dict(),
+                "adapter": weights,
+                "best_adapter": self.best,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": torch.get_rng_state(),
+            },
+        )
+
+    def tick(self, state: Progress) -> None:
+        """Add the wall time since the last tick to ``state`` (it adds up over resumed runs)."""
+        now = time.perf_counter()
+        state.wall_seconds += now - self.segment_start
+        self.segment_start = now
 
 
 def train_adapter(
@@ -84,143 +171,58 @@ def train_adapter(
     existing adapter when ``out_dir`` already holds this exact run. ``loaded.model`` is left
     without LoRA layers afterwards, ready for scoring or the next run.
     """
-    import torch
-
     settings = settings or TrainSettings()
     out_dir = Path(out_dir)
     provenance = dict(provenance or {})
     where = str(provenance.get("source") or "training data")
-    _check_inputs(train, validation, settings, where)
-    tokenizer = loaded.tokenizer
-    pad_id = _pad_id(tokenizer)
-    train_enc = encode_examples(tokenizer, train, settings.max_length)
-    val_enc = encode_examples(tokenizer, validation, settings.max_length)
-    targets = resolve_target_modules(
-        loaded.model, settings.target_modules, f"target_modules (model {loaded.ref})"
-    )
-    data_hash = data_fingerprint(train_enc, val_enc)
-    run_key = fingerprint(
-        {
-            "settings": settings.model_dump(mode="json"),
-            "seed": seed,
-            "model_hash": loaded.model_hash,
-            "data": data_hash,
-            "targets": targets,
-            "device": loaded.device,
-            "weights_dtype": loaded.dtype,
-        }
-    )
+    plan = _plan(loaded, train, validation, settings, seed, where)
     existing = read_metadata(out_dir) if out_dir.is_dir() else None
-    if existing and existing.get("fingerprint") == run_key and (out_dir / ADAPTER_WEIGHTS).exists():
+    if (
+        existing
+        and existing.get("fingerprint") == plan.run_key
+        and (out_dir / ADAPTER_WEIGHTS).exists()
+    ):
         log.info("%s already holds this run's adapter; not training again", out_dir)
         return TrainOutcome(out_dir, existing["adapter_hash"], existing)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise UserError(out_dir, "already exists and holds something else", "choose another --out")
 
     work = partial_dir(out_dir)
-    segment_start = time.perf_counter()
-    peft_model = attach_lora(loaded.model, settings, targets, seed)
+    peft_model = attach_lora(loaded.model, settings, plan.targets, seed)
     try:
-        from peft import get_peft_model_state_dict, set_peft_model_state_dict
-
         loss = ScoredLoss(peft_model.get_base_model(), settings.dtype, loaded.device)
         params = [p for p in peft_model.parameters() if p.requires_grad]
-        optimizer, scheduler = make_optimizer(params, settings, len(train_enc))
-        state, best, resumed_from = Progress(), None, None
-        checkpoint = load_checkpoint(work, run_key)
-        if checkpoint is not None:
-            set_peft_model_state_dict(peft_model, checkpoint["adapter"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            scheduler.load_state_dict(checkpoint["scheduler"])
-            torch.set_rng_state(checkpoint["rng"])
-            state, best = Progress(**checkpoint["progress"]), checkpoint["best_adapter"]
-            resumed_from = state.epochs_done
-            log.info("resuming %s after epoch %d", out_dir, resumed_from)
-        elif work.exists():
-            shutil.rmtree(work)
-
-        def on_epoch_end(state: Progress, improved: bool) -> None:
-            nonlocal best, segment_start
-            weights = {
-                k: v.detach().clone() for k, v in get_peft_model_state_dict(peft_model).items()
-            }
-            if improved:
-                best = weights
-            now = time.perf_counter()
-            state.wall_seconds += now - segment_start
-            segment_start = now
-            save_checkpoint(
-                work,
-                {
-                    "fingerprint": run_key,
-                    "progress": state.to_dict(),
-                    "adapter": weights,
-                    "best_adapter": best,
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "rng": torch.get_rng_state(),
-                },
-            )
-
-        base_meta = {
-            "base_model": {
-                "ref": loaded.ref,
-                "path": str(loaded.path),
-                "model_hash": loaded.model_hash,
-                "model_type": getattr(loaded.model.config, "model_type", None),
-            },
-            "provenance": provenance,
-            "seed": seed,
-            "settings": settings.model_dump(mode="json"),
-            "target_modules": targets,
-            "fingerprint": run_key,
-            "data": {
-                "n_train": len(train_enc),
-                "n_validation": len(val_enc),
-                "data_hash": data_hash,
-                "train_tokens_per_epoch": sum(len(e.input_ids) for e in train_enc),
-                "train_loss_tokens_per_epoch": sum(e.n_loss_tokens for e in train_enc),
-                "n_truncated": sum(e.truncated for e in (*train_enc, *val_enc)),
-            },
-            "dtype": settings.dtype,
-            "batch_size": settings.batch_size,
-            "effective_batch_size": settings.effective_batch_size,
-            "device": loaded.device,
-            "torch_threads": torch.get_num_threads(),
-            "resumed_from_epoch": resumed_from,
-            "versions": library_versions(),
-        }
+        optimizer, scheduler = make_optimizer(params, settings, len(plan.train))
+        checkpoints = _Checkpoints(work, plan.run_key, peft_model, optimizer, scheduler)
+        state, resumed_from = checkpoints.resume()
+        described = _describe(loaded, plan, settings, seed, provenance, resumed_from)
         try:
             state = fit(
-                peft_model,
-                loss,
-                train_enc,
-                val_enc,
-                settings,
-                seed,
-                pad_id,
-                optimizer,
-                scheduler,
-                state,
-                on_epoch_end,
-                show_progress=progress,
-            )
+                peft_model, loss, plan.train, plan.validation, settings, seed, plan.pad_id,
+                optimizer, scheduler, state, checkpoints.save, show_progress=progress,
+            )  # fmt: skip
         except NonFiniteLoss as error:
+            checkpoints.tick(state)
             work.mkdir(parents=True, exist_ok=True)
-            failure = {
-                **base_meta,
-                **_results(state, segment_start),
-                "status": "failed",
-                "failure": str(error),
-                "last_good_epoch": state.epochs_done or None,
-            }
-            write_json(work / METADATA_FILE, failure)
-            kept = f"the checkpoint after epoch {state.epochs_done} is kept in {work}"
-            raise RunError(
-                f"{where}: {error}; stopped ({kept if state.epochs_done else 'no epoch finished'})"
-            ) from None
-        metadata = {**base_meta, **_results(state, segment_start), "status": "complete"}
-        digest = publish_adapter(peft_model, best, work, out_dir, metadata)
+            write_json(
+                work / METADATA_FILE,
+                {
+                    **described,
+                    **_results(state),
+                    "status": "failed",
+                    "failure": str(error),
+                    "last_good_epoch": state.epochs_done or None,
+                },
+            )
+            kept = (
+                f"the checkpoint after epoch {state.epochs_done} is kept in {work}"
+                if state.epochs_done
+                else "no epoch finished"
+            )
+            raise RunError(f"{where}: {error}; stopped ({kept})") from None
+        checkpoints.tick(state)
+        metadata = {**described, **_results(state), "status": "complete"}
+        digest = publish_adapter(peft_model, checkpoints.best, work, out_dir, metadata)
     finally:
         detach_lora(peft_model)
         loaded.model.eval()
@@ -228,8 +230,47 @@ def train_adapter(
     return TrainOutcome(out_dir, digest, {**metadata, "adapter_hash": digest})
 
 
-def _results(state: Progress, segment_start: float) -> dict[str, Any]:
-    wall = state.wall_seconds + (time.perf_counter() - segment_start)
+def _describe(
+    loaded: Any,
+    plan: _Plan,
+    settings: TrainSettings,
+    seed: int,
+    provenance: dict[str, Any],
+    resumed_from: int | None,
+) -> dict[str, Any]:
+    import torch
+
+    return {
+        "base_model": {
+            "ref": loaded.ref,
+            "path": str(loaded.path),
+            "model_hash": loaded.model_hash,
+            "model_type": getattr(loaded.model.config, "model_type", None),
+        },
+        "provenance": provenance,
+        "seed": seed,
+        "settings": settings.model_dump(mode="json"),
+        "target_modules": plan.targets,
+        "fingerprint": plan.run_key,
+        "data": {
+            "n_train": len(plan.train),
+            "n_validation": len(plan.validation),
+            "data_hash": plan.data_hash,
+            "train_tokens_per_epoch": sum(len(e.input_ids) for e in plan.train),
+            "train_loss_tokens_per_epoch": sum(e.n_loss_tokens for e in plan.train),
+            "n_truncated": sum(e.truncated for e in (*plan.train, *plan.validation)),
+        },
+        "dtype": settings.dtype,
+        "batch_size": settings.batch_size,
+        "effective_batch_size": settings.effective_batch_size,
+        "device": loaded.device,
+        "torch_threads": torch.get_num_threads(),
+        "resumed_from_epoch": resumed_from,
+        "versions": library_versions(),
+    }
+
+
+def _results(state: Progress) -> dict[str, Any]:
     return {
         "history": {"steps": state.steps, "epochs": state.epochs},
         "best_epoch": state.best_epoch,
@@ -237,7 +278,7 @@ def _results(state: Progress, segment_start: float) -> dict[str, Any]:
         "optimizer_steps": state.global_step,
         "epochs_done": state.epochs_done,
         "train_time_s": round(state.train_seconds, 3),
-        "wall_time_s": round(wall, 3),
+        "wall_time_s": round(state.wall_seconds, 3),
         "train_tokens": state.train_tokens,
         "tokens_per_s": round(state.train_tokens / max(state.train_seconds, 1e-9), 2),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
