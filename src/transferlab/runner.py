@@ -148,8 +148,8 @@ class _Driver:
                             self.bar.set_postfix_str(job.label)
                         running[job.key] = time.perf_counter()
                         self.executor.submit(job, self._inputs(job))
-                    else:
-                        self._tick()  # another run finished it meanwhile
+                    elif self.bar is not None:
+                        self.bar.update(1)  # another run finished it meanwhile
                 if not running:
                     if queue:
                         time.sleep(POLL_S)  # the rest is held by another live run
@@ -159,8 +159,7 @@ class _Driver:
                 self.wall[job.kind] += seconds
                 if isinstance(outcome, Exception):
                     self._failed(job, outcome, queue)
-                else:
-                    self._commit(job, outcome)
+                elif self._commit(job, outcome):
                     log.info("done: %s (%.1f s)", job.label, seconds)
                     self._tick()
         except BaseException:
@@ -168,17 +167,16 @@ class _Driver:
                 self.store.release(key)
             raise
 
-    def _commit(self, job: Job, outcome: TrainResult | EvalResult) -> None:
+    def _commit(self, job: Job, outcome: TrainResult | EvalResult) -> bool:
         if isinstance(outcome, TrainResult):
-            self.store.commit_adapter(
+            return self.store.commit_adapter(
                 job.key,
                 outcome.adapter_dir,
                 job.adapter_name,
                 outcome.adapter_hash,
                 outcome.metadata,
             )
-        else:
-            self.store.commit_scores(job.key, outcome.scores, outcome.items)
+        return self.store.commit_scores(job.key, outcome.scores, outcome.items)
 
     def _failed(self, job: Job, error: Exception, queue: deque) -> None:
         reason = failure_reason(error)
