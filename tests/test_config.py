@@ -141,6 +141,8 @@ MALFORMED = [
     ({"sources": []}, "sources: the list is empty"),
     ({"sources": [{"country_continent:en": 0.5, "country_currency:en": 0.5}]}, "mixture"),
     ({"languages": ["en", "en"]}, "listed twice"),
+    ({"train_data": {"items_per_source": 3}}, "below training.min_train_items"),
+    ({"evaluation": {"device": "cuda:0"}, "executor": {"kind": "local"}}, "cuda"),
 ]
 
 

@@ -238,6 +238,13 @@ def _user_error(error: ValidationError, path: Path, origin: dict[str, str]) -> U
 
 def _check_grid(study: Study) -> None:
     where = str(study.origin)
+    cap, least = study.train_data.items_per_source, study.training.min_train_items
+    if cap is not None and cap < least:
+        raise UserError(
+            where,
+            f"train_data.items_per_source is {cap}, below training.min_train_items ({least})",
+            "raise the cap or lower training.min_train_items",
+        )
     names = [spec.display_name for spec in study.models]
     for spec in study.models:
         _check_model_ref(spec.ref, where)

@@ -71,6 +71,13 @@ def _prepare(
         study.out_dir = Path(out_dir)
     study.out_dir = study.resolved_out_dir
     check_output_dir(study.out_dir)
+    if study.executor.kind == "local":  # Ray jobs run where the devices are, not here
+        from transferlab.models import check_dtype_device
+
+        try:
+            check_dtype_device(study.evaluation.dtype, study.evaluation.device)
+        except UserError as error:  # name the study's key, not a command-line flag
+            raise UserError(study.origin, f"evaluation: {error.what}", error.fix) from None
     return study
 
 
