@@ -43,6 +43,7 @@ demo: install
 bench: install
 	$(BIN)/python benchmarks/bench_eval.py
 	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_study.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
