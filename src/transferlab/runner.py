@@ -280,7 +280,7 @@ def run_study(
 
         write_info()
         table = _export(plan, store, out)
-        report = _report(out)
+        report = _report(out) if (out / "results.csv").exists() else ""
         timings["analysis_s"] = round(time.perf_counter() - t1, 3)
         write_info()
     finally:
