@@ -100,3 +100,15 @@ def test_evaluation_waits_for_every_training_of_its_group(study_path):
     ready = evaluation_jobs(plan, (), ready=keys[:3], settled=keys)
     group = next(j for j in ready if j.seed is not None)
     assert {u.state for u in group.units} == set(keys[:3])
+
+
+def test_a_change_in_scoring_code_rescores_but_does_not_retrain(study_path, monkeypatch):
+    import transferlab.plan as plan_module
+
+    plan = _plan(study_path)
+    assert {"transferlab.training", "transferlab.scoring", "torch"} <= set(plan.versions)
+    edited = {**plan_module.code_versions(), "transferlab.scoring": "edited"}
+    monkeypatch.setattr(plan_module, "code_versions", lambda: edited)
+    rescored = _plan(study_path)
+    assert [j.key for j in rescored.train_jobs] == [j.key for j in plan.train_jobs]
+    assert {u.key for u in rescored.units}.isdisjoint(u.key for u in plan.units)

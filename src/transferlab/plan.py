@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from transferlab.config import Study
@@ -27,15 +27,20 @@ BASE = "base"  # the state name of the un-tuned model
 
 @cache
 def code_versions() -> dict[str, str]:
-    """Return the versions of the code that determines results (python and key packages)."""
-    from importlib.metadata import PackageNotFoundError, version
+    """Return the versions of the code that determines results.
 
-    found = {"python": platform.python_version()}
-    for dist in ("transferlab", "torch", "transformers", "peft"):
-        try:
-            found[dist] = version(dist)
-        except PackageNotFoundError:
-            found[dist] = "not installed"
+    Library versions, plus a hash of transferlab's own training and scoring sources: during
+    development the package version stays put while the code that makes the numbers changes.
+    """
+    from transferlab.training.outputs import library_versions
+
+    package = Path(__file__).parent
+    found = library_versions()
+    for part in ("training", "scoring"):
+        digest = hashlib.sha256()
+        for file in sorted((package / part).glob("*.py")):
+            digest.update(file.name.encode() + b"\0" + file.read_bytes())
+        found[f"transferlab.{part}"] = digest.hexdigest()[:12]
     return found
 
 
@@ -140,19 +145,71 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
 
 
+def _without(versions: dict[str, str], part: str) -> dict[str, str]:
+    return {k: v for k, v in versions.items() if k != f"transferlab.{part}"}
+
+
+def _train_job(
+    study: Study, model: ModelRef, source: Source, seed: int, task_hashes: dict[Cell, str]
+) -> TrainJob:
+    settings = study.training.model_dump(mode="json")
+    data = study.train_data.model_dump()
+    versions = _without(code_versions(), "scoring")  # scoring code does not shape an adapter
+    parts = [(str(c), task_hashes[c], w) for c, w in source.parts]
+    device = study.evaluation.device
+    key = content_key("train", model.model_hash, parts, settings, data, seed, device, versions)
+    provenance = {
+        "model": model.name,
+        "model_ref": model.ref,
+        "model_hash": model.model_hash,
+        "source": str(source),
+        "task_hashes": {c: h for c, h, _ in parts},
+        "seed": seed,
+        "settings": settings,
+        "train_data": data,
+        "versions": versions,
+    }
+    return TrainJob(
+        key,
+        model,
+        source,
+        seed,
+        tuple(study.task_refs.items()),
+        settings,
+        data["items_per_source"],
+        data["validation_items"],
+        device,
+        f"{_slug(model.name)}/{_slug(str(source))}.seed{seed}.{key[:10]}",
+        provenance,
+    )
+
+
+def _units(
+    study: Study, model: ModelRef, state: str, seed: int | None, task_hashes: dict[Cell, str]
+) -> list[Unit]:
+    # An adapter's state is its training key, which already covers the training code.
+    versions = _without(code_versions(), "training")
+    evaluation = study.evaluation.model_dump()
+    return [
+        Unit(
+            content_key("score", model.model_hash, state, task_hashes[c], evaluation, versions),
+            model.name,
+            state,
+            seed,
+            c,
+            task_hashes[c],
+        )
+        for c in study.cells
+    ]
+
+
 def plan_study(study: Study) -> Plan:
     """Return the study's training jobs and evaluation units (models resolved and hashed)."""
     from transferlab.models import model_info
 
-    versions = code_versions()
-    task_refs = tuple(study.task_refs.items())
     task_hashes = {
         cell: study.task_specs[cell.task].content_hash(cell.language) for cell in study.cells
     }
-    headline = {name: spec.metric for name, spec in study.task_specs.items()}
-    evaluation = study.evaluation.model_dump()
-    settings = study.training.model_dump(mode="json")
-    data = study.train_data.model_dump()
     models, train_jobs, units = [], [], []
     for spec in study.models:
         info = model_info(spec.ref)
@@ -165,57 +222,23 @@ def plan_study(study: Study) -> Plan:
             info.n_params / 1e9,  # unrounded: a tiny model is not 0B
         )
         models.append(model)
-        for cell in study.cells:
-            key = content_key(
-                "score", model.model_hash, BASE, task_hashes[cell], evaluation, versions
-            )
-            units.append(Unit(key, model.name, BASE, None, cell, task_hashes[cell]))
+        units += _units(study, model, BASE, None, task_hashes)
         for seed in study.seeds:
             for source in study.source_list:
-                parts = [(str(c), task_hashes[c], w) for c, w in source.parts]
-                key = content_key(
-                    "train",
-                    model.model_hash,
-                    parts,
-                    settings,
-                    data,
-                    seed,
-                    study.evaluation.device,
-                    versions,
-                )
-                name = f"{_slug(model.name)}/{_slug(str(source))}.seed{seed}.{key[:10]}"
-                provenance = {
-                    "model": model.name,
-                    "model_ref": model.ref,
-                    "model_hash": model.model_hash,
-                    "source": str(source),
-                    "task_hashes": {c: h for c, h, _ in parts},
-                    "seed": seed,
-                    "settings": settings,
-                    "train_data": data,
-                    "versions": versions,
-                }
-                train_jobs.append(
-                    TrainJob(
-                        key,
-                        model,
-                        source,
-                        seed,
-                        task_refs,
-                        settings,
-                        data["items_per_source"],
-                        data["validation_items"],
-                        study.evaluation.device,
-                        name,
-                        provenance,
-                    )
-                )
-                for cell in study.cells:
-                    unit = content_key(
-                        "score", model.model_hash, key, task_hashes[cell], evaluation, versions
-                    )
-                    units.append(Unit(unit, model.name, key, seed, cell, task_hashes[cell]))
-    return Plan(study, models, task_hashes, headline, train_jobs, units, versions, task_refs)
+                job = _train_job(study, model, source, seed, task_hashes)
+                train_jobs.append(job)
+                units += _units(study, model, job.key, seed, task_hashes)
+    headline = {name: spec.metric for name, spec in study.task_specs.items()}
+    return Plan(
+        study,
+        models,
+        task_hashes,
+        headline,
+        train_jobs,
+        units,
+        code_versions(),
+        tuple(study.task_refs.items()),
+    )
 
 
 def evaluation_jobs(
