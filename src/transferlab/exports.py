@@ -14,46 +14,15 @@ from typing import Any
 
 import pandas as pd
 
+from transferlab.analysis.bootstrap import ITEM_COLUMNS as ITEM_SCHEMA
+from transferlab.analysis.schema import PER_SEED_COLUMNS as PER_SEED_SCHEMA
 from transferlab.grid import regime_of
 from transferlab.plan import BASE, Plan
 from transferlab.store import Store, UnitScore
 
-PER_SEED_COLUMNS = [
-    "model_name",
-    "model_size",
-    "model_family",
-    "fine_tuned_dataset",
-    "fine_tuned_language",
-    "eval_dataset",
-    "eval_language",
-    "regime",
-    "seed",
-    "score",
-    "score_base",
-    "score_norm",
-    "score_norm_base",
-    "delta_score",
-    "delta_score_norm",
-    "n_items",
-    "headline_metric",
-    "model_hash",
-    "adapter_hash",
-    "task_hash",
-    "dtype",
-    "batch_size",
-    "versions",
-]
-ITEM_COLUMNS = [
-    "model_name",
-    "seed",
-    "fine_tuned_dataset",
-    "fine_tuned_language",
-    "eval_dataset",
-    "eval_language",
-    "doc_id",
-    "correct",
-    "correct_norm",
-]
+# The table layouts are the analysis module's contract: one definition, read and written alike.
+PER_SEED_COLUMNS = list(PER_SEED_SCHEMA)
+ITEM_COLUMNS = list(ITEM_SCHEMA)
 
 
 def _headline(score: UnitScore, metric: str) -> float:
