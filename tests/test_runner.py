@@ -197,3 +197,14 @@ def test_two_concurrent_runs_share_the_work_and_never_run_a_job_twice(study):
     finally:
         store.close()
     assert len(pd.read_csv(out / "results_per_seed.csv")) == 16
+
+
+def test_failure_reasons_are_one_line_and_name_out_of_memory():
+    import torch
+
+    from transferlab.runner import failure_reason
+
+    assert failure_reason(ValueError("bad\nsecond line")) == "ValueError: bad"
+    assert failure_reason(MemoryError()).startswith("out of memory — MemoryError")
+    oom = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    assert failure_reason(oom).startswith("out of memory — OutOfMemoryError: CUDA out of memory")

@@ -41,7 +41,7 @@ def failure_reason(error: BaseException) -> str:
     """Return a one-line reason for a failed job (type, first line, out-of-memory marked)."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     reason = f"{type(error).__name__}: {text}" if text else type(error).__name__
-    if isinstance(error, MemoryError) or "out of memory" in reason.lower():
+    if isinstance(error, MemoryError) or "outofmemory" in reason.lower().replace(" ", ""):
         reason = f"out of memory — {reason}"
     return reason[:500]
 
