@@ -15,7 +15,7 @@ from transferlab.models import load_model
 from transferlab.tasks.types import MCItem, TrainExample
 from transferlab.training import TrainSettings, apply_overrides, make_settings, train_adapter
 from transferlab.training.data import collate, encode_examples, plan_batches
-from transferlab.training.loop import ScoredLoss
+from transferlab.training.loop import ScoredLoss, evaluate
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -103,6 +103,12 @@ def test_batches_are_seeded_length_grouped_and_cover_every_example():
     random_plan = plan_batches(lengths, 8, 3, 0, group_by_length=False)
     random_pad = sum(len(b) * max(lengths[i] for i in b) for b in random_plan)
     assert grouped_pad < 0.8 * random_pad
+    # Lengths a token apart share a bucket: they still mix instead of forming batches apart.
+    near = [32 + i % 2 for i in range(96)]
+    mixed = plan_batches(near, batch_size=8, seed=3, epoch=0, bucket_tokens=8)
+    assert sum(len({near[i] for i in b}) == 2 for b in mixed) >= len(mixed) // 2
+    split = plan_batches(near, batch_size=8, seed=3, epoch=0, bucket_tokens=1)
+    assert all(len({near[i] for i in b}) == 1 for b in split)
 
 
 # --- the loss -------------------------------------------------------------------------------
@@ -138,13 +144,21 @@ def test_training_fits_the_toy_task_and_the_scorer_sees_the_adapter(learnable_di
     probe = loaded.tokenizer("Question: Which continent", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         logits_before = loaded.model(probe).logits
+    untrained = evaluate(
+        ScoredLoss(loaded.model, "float32", "cpu"),
+        loaded.model,
+        encode_examples(loaded.tokenizer, validation, 1024),
+        16,
+        0,
+    )
     settings = TrainSettings(learning_rate=1e-2, epochs=5, warmup_ratio=0.0, dtype="float32")
     outcome = train_adapter(
         loaded, train, validation, tmp_path / "adapter", settings, seed=5, progress=False
     )
 
     val = [e["val_loss"] for e in outcome.metadata["history"]["epochs"]]
-    assert len(val) == 5 and val[-1] < 0.5 * val[0]
+    assert len(val) == 5 and val[-1] < val[0] < untrained
+    assert val[-1] < 0.2 * untrained
     assert outcome.metadata["best_val_loss"] == min(val)
     assert outcome.metadata["best_epoch"] == 1 + val.index(min(val))
     # The base model is handed back unchanged, without LoRA layers, ready for scoring.

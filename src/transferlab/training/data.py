@@ -103,9 +103,13 @@ def plan_batches(
     epoch: int,
     group_by_length: bool = True,
     group_batches: int = 16,
+    bucket_tokens: int = 8,
 ) -> list[list[int]]:
     """Return this epoch's batches of example indices: shuffled, similar lengths together.
 
+    Within windows of ``group_batches`` batches, examples are ordered by length rounded down to
+    ``bucket_tokens`` (ties stay in shuffled order): padding stays under a bucket, and examples
+    whose lengths differ by a token or two (often a sign of similar content) still mix.
     A pure function of its arguments, so a resumed run sees the same order.
     """
     rng = np.random.default_rng([seed, epoch])
@@ -115,7 +119,7 @@ def plan_batches(
     window = batch_size * group_batches
     batches: list[list[int]] = []
     for start in range(0, len(order), window):
-        chunk = sorted(order[start : start + window], key=lambda i: -lengths[i])
+        chunk = sorted(order[start : start + window], key=lambda i: -(lengths[i] // bucket_tokens))
         batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches)).tolist()]
 

@@ -196,6 +196,7 @@ def fit(
                 epoch,
                 settings.group_by_length,
                 settings.length_group_batches,
+                settings.length_bucket_tokens,
             )
             epoch_losses: list[float] = []
             ga = settings.grad_accumulation

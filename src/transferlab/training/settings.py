@@ -48,6 +48,9 @@ class TrainSettings(BaseModel):
     length_group_batches: int = Field(
         16, gt=0, description="batches whose examples are sorted by length together"
     )
+    length_bucket_tokens: int = Field(
+        8, gt=0, description="lengths within one such bucket count as equal when grouping"
+    )
     # Numerics and bookkeeping
     dtype: Literal["float32", "bfloat16"] = "bfloat16"
     select_best: bool = Field(True, description="keep the epoch with the best validation loss")
