@@ -68,11 +68,6 @@ def _plan(
             f"only {len(train)} training items; at least {settings.min_train_items} are needed",
             "train on a source with more items",
         )
-    seen: set[str] = set()
-    for example in (*train, *validation):
-        if example.doc_id in seen:
-            raise UserError(where, f"doc_id {example.doc_id!r} occurs twice", "make doc_ids unique")
-        seen.add(example.doc_id)
     tokenizer = loaded.tokenizer
     train_enc = encode_examples(tokenizer, train, settings.max_length)
     val_enc = encode_examples(tokenizer, validation, settings.max_length)
@@ -190,7 +185,10 @@ def train_adapter(
     work = partial_dir(out_dir)
     peft_model = attach_lora(loaded.model, settings, plan.targets, seed)
     try:
-        loss = ScoredLoss(peft_model.get_base_model(), settings.dtype, loaded.device)
+        try:
+            loss = ScoredLoss(peft_model.get_base_model(), settings.dtype, loaded.device)
+        except TypeError as error:
+            raise UserError(loaded.ref, str(error), "train a decoder-only causal LM") from None
         params = [p for p in peft_model.parameters() if p.requires_grad]
         optimizer, scheduler = make_optimizer(params, settings, len(plan.train))
         checkpoints = _Checkpoints(work, plan.run_key, peft_model, optimizer, scheduler)
