@@ -53,6 +53,9 @@ def adapter_hash(adapter_dir: Path) -> str:
     # Where the base model lived on the training machine does not change the adapter.
     for key in ("base_model_name_or_path", "revision"):
         config.pop(key, None)
+    # PEFT writes target_modules from a set, in an order that follows per-process string hashing.
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     with (adapter_dir / ADAPTER_WEIGHTS).open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 22), b""):
