@@ -41,8 +41,8 @@ def prepare_models(study, fresh: bool) -> float:
     return time.perf_counter() - started
 
 
-def reference_evaluation(study, out: Path, work: Path) -> tuple[float, int]:
-    """Time lm-eval once per model state (base, then each adapter) on the study's grid."""
+def reference_evaluation(study, out: Path, work: Path) -> tuple[float, float, int]:
+    """Time lm-eval once per model state (base, then each adapter): (wall, CPU, states)."""
     from transferlab.models import resolve_model
     from transferlab.store import Store
 
@@ -57,11 +57,11 @@ def reference_evaluation(study, out: Path, work: Path) -> tuple[float, int]:
         adapters = [folder for folder, _, _ in store.adapters().values()]
     finally:
         store.close()
-    total = 0.0
+    wall, cpu = 0.0, 0.0
     for spec in study.models:
         model_dir = resolve_model(spec.ref)
         for k, adapter in enumerate([None, *adapters]):
-            seconds = run_lm_eval(
+            seconds, cpu_seconds = run_lm_eval(
                 model_dir,
                 adapter,
                 list(names),
@@ -70,16 +70,19 @@ def reference_evaluation(study, out: Path, work: Path) -> tuple[float, int]:
                 evaluation.dtype,
                 evaluation.batch_size,
             )
-            print(f"  lm-eval {'base' if adapter is None else adapter.name}: {seconds:.1f} s")
-            total += seconds
-    return total, 1 + len(adapters)
+            name = "base" if adapter is None else adapter.name
+            print(f"  lm-eval {name}: {seconds:.1f} s wall, {cpu_seconds:.1f} s CPU")
+            wall, cpu = wall + seconds, cpu + cpu_seconds
+    return wall, cpu, 1 + len(adapters)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", type=Path, default=ROOT / "configs" / "demo.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--out", type=Path, default=None, help="run directory (default: temp)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="a new run directory (default: temp)"
+    )
     parser.add_argument("--fresh-model", action="store_true", help="time the GGUF conversion too")
     parser.add_argument("--skip-reference", action="store_true", help="no lm-eval comparison")
     args = parser.parse_args()
@@ -91,6 +94,8 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-study-"))
     out = args.out or work / "run"
+    if out.exists():  # a finished run would be timed as a rerun
+        sys.exit(f"{out} exists; give a new --out")
     study = load_study(args.study, args.overrides)
     print(
         f"study {study.name}: {len(study.models)} model(s) × {len(study.cells)} cells, "
@@ -119,13 +124,23 @@ def main() -> None:
     for label, seconds in rows:
         print(f"  {label:<34} {seconds:8.1f} s  {100 * seconds / (prepare_s + wall):5.1f}%")
     print(f"  {'total':<34} {prepare_s + wall:8.1f} s")
+    print(
+        f"  CPU time of the jobs: training {timings['train_cpu_s']:.1f} s, "
+        f"evaluation {timings['evaluate_cpu_s']:.1f} s"
+    )
 
     if not args.skip_reference:
         print("\nreference evaluation: lm-eval in a fresh process per model state, same grid")
-        reference_s, n_states = reference_evaluation(study, out, work)
-        print(f"  lm-eval, {n_states} processes: {reference_s:.1f} s")
-        print(f"  transferlab evaluation jobs: {timings['evaluate_s']:.1f} s")
-        print(f"  evaluation speed-up: {reference_s / timings['evaluate_s']:.1f}×")
+        reference_s, reference_cpu, n_states = reference_evaluation(study, out, work)
+        ours_s, ours_cpu = timings["evaluate_s"], timings["evaluate_cpu_s"]
+        print(
+            f"  lm-eval, {n_states} processes: {reference_s:.1f} s wall, {reference_cpu:.1f} s CPU"
+        )
+        print(f"  transferlab evaluation jobs: {ours_s:.1f} s wall, {ours_cpu:.1f} s CPU")
+        print(
+            f"  evaluation speed-up: {reference_s / ours_s:.1f}× wall, "
+            f"{reference_cpu / ours_cpu:.1f}× CPU"
+        )
         print(f"load after lm-eval: {os.getloadavg()[0]:.2f}")
 
     started = time.perf_counter()

@@ -90,6 +90,7 @@ class _Driver:
         self.attempts: Counter[str] = Counter()
         self.exhausted: dict[str, Job] = {}
         self.wall = {"train": 0.0, "evaluate": 0.0}
+        self.cpu = {"train": 0.0, "evaluate": 0.0}  # this process's CPU: local jobs only
         self.finished = 0
         self.bar = self._progress_bar() if progress else None
 
@@ -161,9 +162,11 @@ class _Driver:
                     if queue:
                         time.sleep(POLL_S)  # the rest is held by another live run
                     continue
+                cpu = time.process_time()
                 job, outcome = self.executor.next_finished()
                 seconds = time.perf_counter() - running.pop(job.key)
                 self.wall[job.kind] += seconds
+                self.cpu[job.kind] += time.process_time() - cpu
                 if isinstance(outcome, Exception):
                     self._failed(job, outcome, queue)
                 elif self._commit(job, outcome):
@@ -266,6 +269,9 @@ def run_study(
         driver = _execute(plan, store, progress)
         timings["train_s"] = round(driver.wall["train"], 3)
         timings["evaluate_s"] = round(driver.wall["evaluate"], 3)
+        if config.executor.kind == "local":
+            timings["train_cpu_s"] = round(driver.cpu["train"], 3)
+            timings["evaluate_cpu_s"] = round(driver.cpu["evaluate"], 3)
         t1 = time.perf_counter()
 
         def write_info() -> None:  # before the report (it reads it) and after (final timings)
