@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from analysis_tables import hand_grid, paper_grid
+from cli_runner import run_cli
 from transferlab.analysis import read_results, run_analysis
-from transferlab.cli import main
 
 CONTRACT_HEADERS = {
     "regimes.csv": "regime,n,mean,median,pct_positive,pct_harm",
@@ -32,15 +32,6 @@ ITEMS_HEADER = (
 
 
 FIGURES = ["roles_language", "roles_task", "matrix_language", "matrix_task", "onoff_task"]
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["transferlab", *map(str, args)])
-    with pytest.raises(SystemExit) as exited:
-        main()
-        sys.exit(0)
-    captured = capsys.readouterr()
-    return exited.value.code, captured.out, captured.err
 
 
 def write_run(directory: Path, frame: pd.DataFrame | None = None) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from transferlab.cli import main
+from cli_runner import run_cli as _cli
 from transferlab.config import Study, load_study
 from transferlab.errors import UserError
 
@@ -29,17 +29,6 @@ def _write(folder: Path, **changes) -> Path:
     path = folder / "study.yaml"
     path.write_text(yaml.safe_dump(study, allow_unicode=True), encoding="utf-8")
     return path
-
-
-def _cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["transferlab", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = done.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])

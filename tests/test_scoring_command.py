@@ -4,32 +4,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from cli_runner import run_cli
 from test_scoring import make_lora
-from transferlab.cli import main
 from transferlab.training.outputs import adapter_hash
 
 ITEM_FIELDS = [
     "model_state", "task", "language", "doc_id", "loglikelihoods", "gold", "acc", "acc_norm",
 ]  # fmt: skip
-
-
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run the console entry point in process; return (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["transferlab", *map(str, args)])
-    capsys.readouterr()  # drop what building the fixtures printed
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = int(done.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

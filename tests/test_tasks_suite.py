@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_runner import run_cli as _cli
 from transferlab.errors import UserError
 from transferlab.tasks import describe_tasks, get_task, list_tasks, parse_task_ref, render_task
 
@@ -119,19 +120,6 @@ def test_registry_lists_suite_and_reference_tasks_and_suggests_names():
         get_task("month_arithmetic:xx")
     with pytest.raises(UserError, match="unknown split"):
         get_task("month_arithmetic").items("en", "dev")
-
-
-def _cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    from transferlab.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["transferlab", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as stopped:
-        code = stopped.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_tasks_list_shows_every_task_with_sizes(monkeypatch, capsys):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
+from cli_runner import run_cli
 from training_toy import one_thread
-from transferlab.cli import main
 from transferlab.tasks import get_task
 
 
@@ -19,14 +18,7 @@ def _one_thread():
 
 
 def _cli(args, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["transferlab", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = done.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_cli(monkeypatch, capsys, *args)
 
 
 def test_train_writes_an_adapter_for_a_bundled_task(tiny_gemma_dir, tmp_path, monkeypatch, capsys):
