@@ -119,6 +119,83 @@ def test_cli_models_prepare_prints_the_folder(tiny_model_dir):
     assert run.stdout.strip() == str(tiny_model_dir)
 
 
+def write_tiny_gguf(model_dir: Path, out_file: Path) -> Path:
+    """Write the tiny Llama as a GGUF file (F32 tensors, GPT-2 style BPE vocabulary), the way
+    llama.cpp's converter lays it out: GGUF tensor names and its rotary q/k row order."""
+    import gguf
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    config = json.loads((model_dir / "config.json").read_text())
+    vocab = json.loads((model_dir / "tokenizer.json").read_text())["model"]
+    n_head, n_kv = config["num_attention_heads"], config["num_key_value_heads"]
+    writer = gguf.GGUFWriter(str(out_file), "llama")
+    writer.add_context_length(config["max_position_embeddings"])
+    writer.add_embedding_length(config["hidden_size"])
+    writer.add_block_count(config["num_hidden_layers"])
+    writer.add_feed_forward_length(config["intermediate_size"])
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_kv)
+    writer.add_rope_dimension_count(config["hidden_size"] // n_head)
+    writer.add_rope_freq_base(float(config.get("rope_theta", 10000.0)))
+    writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
+    writer.add_vocab_size(config["vocab_size"])
+    tokens = sorted(vocab["vocab"], key=vocab["vocab"].get)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(tokens)
+    writer.add_token_types([3 if t.startswith("<") and t.endswith(">") else 1 for t in tokens])
+    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in vocab["merges"]])
+    writer.add_bos_token_id(config["bos_token_id"])
+    writer.add_eos_token_id(config["eos_token_id"])
+    writer.add_pad_token_id(config["pad_token_id"])
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, config["num_hidden_layers"])
+
+    def rotary_rows(weights, heads):  # llama.cpp interleaves the two rotary halves per head
+        shape = weights.shape
+        return (
+            weights.reshape(heads, 2, shape[0] // heads // 2, *shape[1:])
+            .swapaxes(1, 2)
+            .reshape(shape)
+        )
+
+    for name, tensor in load_file(model_dir / "model.safetensors").items():
+        tensor = tensor.astype(np.float32)
+        if name.endswith("q_proj.weight"):
+            tensor = rotary_rows(tensor, n_head)
+        elif name.endswith("k_proj.weight"):
+            tensor = rotary_rows(tensor, n_kv)
+        writer.add_tensor(names.get_name(name.removesuffix(".weight")) + ".weight", tensor)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out_file
+
+
+def test_gguf_file_is_converted_once_into_the_cache(tiny_model_dir, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
+    gguf_file = write_tiny_gguf(tiny_model_dir, tmp_path / "tiny llama.gguf")
+    folder = resolve_model(str(gguf_file))
+    assert folder.parent == tmp_path / "home" / "models"
+    assert folder.name.startswith("gguf-tiny-llama-")
+    record = json.loads((folder / PROVENANCE_FILE).read_text())
+    assert record["source_path"] == str(gguf_file) and len(record["source_sha256"]) == 64
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
+    assert resolve_model(str(gguf_file)) == folder  # the second time is a lookup
+    assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
+
+    original, converted = load_model(str(tiny_model_dir)), load_model(str(gguf_file))
+    text = "प्रश्न: फ्रांस किस महाद्वीप में है? Answer: Europe"
+    ids = original.tokenizer(text, return_tensors="pt").input_ids
+    assert converted.tokenizer(text, return_tensors="pt").input_ids.tolist() == ids.tolist()
+    with torch.no_grad():
+        expected, got = original.model(ids).logits, converted.model(ids).logits
+    assert torch.allclose(expected, got, atol=1e-4)
+    assert not hasattr(converted.model.config, "quantization_config")
+
+
 @pytest.mark.slow
 def test_smollm2_preset_converts_once_with_provenance(tmp_path, monkeypatch):
     """Two preparations at once in a fresh home: one conversion, one folder, a provenance record."""

@@ -36,6 +36,8 @@ ITEMS = [
     MCItem("empty-context", "", ("Europa", "Asien"), 1),
     MCItem("zh-trailing-space", "问题：法国位于哪个大洲？答案： ", ("欧洲", "亚洲大陆"), 0, ""),
     MCItem("ar", "سؤال: في أي قارة تقع فرنسا؟ الجواب:", ("أوروبا", "آسيا", "أفريقيا"), 0),
+    # Choices that begin with the same tokens share them in the packed row.
+    MCItem("shared-prefix", "Antwort:", ("Europa", "Europa Europa", "Europa Asien", "Asien"), 2),
     MCItem(
         "long",
         "Frage: Auf welchem Kontinent liegt Frankreich? Antwort: Europa. " * 5 + "Frage:",
@@ -96,6 +98,10 @@ def test_packed_rows_match_separate_full_forwards(request, fixture, batch_size):
     )
     expected = reference_loglikelihoods(loaded.model, loaded.tokenizer, ITEMS)
     assert [r.doc_id for r in results] == [i.doc_id for i in ITEMS]
+    encoder = Encoder(loaded.tokenizer, resolve_max_length(loaded.model.config, loaded.tokenizer))
+    (shared,) = encoder.units(0, ITEMS[5], "t")
+    flat = sum(len(c) - 1 for c in shared.continuations)
+    assert len(shared.layout.nodes) < flat  # the prefix tree is exercised
     for result, item, values in zip(results, ITEMS, expected, strict=True):
         assert result.loglikelihoods == pytest.approx(values, abs=1e-4)
         pred, pred_norm = choose(values, item.choices)

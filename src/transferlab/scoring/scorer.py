@@ -111,9 +111,8 @@ def score(
             bar.set_postfix_str(state.name)
             lls: list[list[float]] = [[0.0] * len(item.choices) for item in items]
             with switch.active(state):
-                for batch in batches:
-                    batch_units = [units[i] for i in batch]
-                    for unit, sums in zip(batch_units, scorer.score(batch_units), strict=True):
+                for batch_units, batch_sums in scorer.score([units[i] for i in b] for b in batches):
+                    for unit, sums in zip(batch_units, batch_sums, strict=True):
                         for choice, value in zip(unit.choices, sums, strict=True):
                             lls[unit.item][choice] = value
                     bar.update(len(batch_units))
