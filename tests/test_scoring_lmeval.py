@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from test_scoring import make_lora
-from transferlab.errors import UserError
 from transferlab.grid import Cell
 from transferlab.models import load_model
 from transferlab.scoring import ModelState, evaluate_command, score
@@ -162,12 +161,6 @@ def test_same_numbers_as_lm_eval_with_and_without_adapter(request, model, task_m
     assert base != pytest.approx(tuned, abs=1e-2)  # the adapter case is not the base case again
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UserError,
-    reason="TaskSpec.content_hash also hashes train items, which an evaluation-only lm-eval "
-    "YAML does not have (tasks module); evaluate needs the hash for its provenance",
-)
 def test_evaluate_on_lm_eval_yamls_gives_lm_eval_numbers(
     tiny_model_dir, task_dir, task_manager, tmp_path
 ):

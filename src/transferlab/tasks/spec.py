@@ -88,15 +88,18 @@ class TaskSpec:
         """Return a hash of everything that determines this language's items and prompts."""
         self.check_language(language)
         if language not in self._hashes:
+            # An evaluation-only task (e.g. an lm-eval YAML with just a test split) has no
+            # training pool: hash the splits it has.
+            splits = [s for s in SPLITS if s == "test" or self.plan.train_pool is not None]
             payload = {
                 "version": HASH_VERSION,
                 "output_type": self.output_type,
                 "language": language,
                 "answer_format": self.answer_format,
                 "train_format": self.train_format,
-                "items": {s: [asdict(i) for i in self.items(language, s)] for s in SPLITS},
+                "items": {s: [asdict(i) for i in self.items(language, s)] for s in splits},
                 "train": {
-                    s: [_example_dict(e) for e in self.train_examples(language, s)] for s in SPLITS
+                    s: [_example_dict(e) for e in self.train_examples(language, s)] for s in splits
                 },
             }
             blob = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode("utf-8")
