@@ -14,6 +14,7 @@ from transferlab.grid import Cell
 from transferlab.models import load_model
 from transferlab.scoring import ModelState, choose, score
 from transferlab.scoring.adapters import check_adapter
+from transferlab.scoring.packing import pack_rows
 from transferlab.scoring.requests import Encoder, resolve_max_length
 from transferlab.tasks.types import MCItem
 
@@ -100,8 +101,9 @@ def test_packed_rows_match_separate_full_forwards(request, fixture, batch_size):
     assert [r.doc_id for r in results] == [i.doc_id for i in ITEMS]
     encoder = Encoder(loaded.tokenizer, resolve_max_length(loaded.model.config, loaded.tokenizer))
     (shared,) = encoder.units(0, ITEMS[5], "t")
-    flat = sum(len(c) - 1 for c in shared.continuations)
-    assert len(shared.layout.nodes) < flat  # the prefix tree is exercised
+    (row,) = pack_rows([shared])
+    flat = len(shared.context) + sum(len(c) - 1 for c in shared.continuations)
+    assert len(row) < flat  # choices that start alike share slots
     for result, item, values in zip(results, ITEMS, expected, strict=True):
         assert result.loglikelihoods == pytest.approx(values, abs=1e-4)
         pred, pred_norm = choose(values, item.choices)
@@ -130,6 +132,21 @@ def test_sliding_window_layers_are_respected(tmp_path):
     expected = reference_loglikelihoods(loaded.model, loaded.tokenizer, ITEMS)
     for result, values in zip(results, expected, strict=True):
         assert result.loglikelihoods == pytest.approx(values, abs=1e-4)
+
+
+def test_rows_share_prompt_prefixes_and_respect_their_size(tiny_model_dir):
+    tokenizer = load_model(str(tiny_model_dir)).tokenizer
+    encoder = Encoder(tokenizer, 512)
+    first, second = (
+        encoder.units(i, MCItem(str(i), f"Question: Which continent is {c} in?\nAnswer:", ch, 0), "t")[0]
+        for i, (c, ch) in enumerate([("France", ("Europe", "Asia")), ("Spain", ("Europa", "Asien"))])
+    )  # fmt: skip
+    (together,) = pack_rows([first, second])
+    alone = [len(pack_rows([unit])[0]) for unit in (first, second)]
+    assert len(together) < sum(alone)  # "Question: Which continent is" is computed once
+    assert [len(row.units) for row in pack_rows([first, second], max_tokens=max(alone))] == [1, 1]
+    rows = pack_rows([first, second] * 20, max_tokens=64)
+    assert all(len(row) <= 64 for row in rows) and sum(len(r.units) for r in rows) == 40
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,10 @@
-"""Log-likelihoods of packed scoring units: the decoder once per row, the LM head only where scored.
+"""Log-likelihoods of packed rows: the decoder once per row, the LM head only where scored.
 
-A row holds a context and, after it, the choices' continuation inputs as a prefix tree (choices
-that begin with the same tokens share them). A 4D attention mask lets every tree token see the
-context and its own ancestors only, with position ids that continue from the context, so each
-choice is scored exactly as if it had its own sequence ``context + continuation`` — the context
-and shared prefixes are simply computed once. The vocabulary projection
-(the largest matmul of a small multilingual model) runs only on the hidden states that predict
-a continuation token, and only once per distinct position.
+A row (see ``packing``) is a tree of token slots; a 4D attention mask lets each slot see its
+ancestors and itself only, with its depth as position id, so every sequence is computed exactly
+as if it were alone while shared prefixes are computed once. The vocabulary projection (the
+largest matmul of a small multilingual model) runs only on the hidden states that predict a
+continuation token, once per distinct slot, pooled across batches into wide matmuls.
 """
 
 from __future__ import annotations
@@ -16,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from transferlab.errors import RunError
+from transferlab.scoring.packing import Row
 from transferlab.scoring.requests import Unit
 
 log = logging.getLogger(__name__)
@@ -25,8 +24,8 @@ log = logging.getLogger(__name__)
 HEAD_ROWS = 512
 
 
-class UnitScorer:
-    """Scores units on one loaded causal LM (whatever adapter is active at call time)."""
+class RowScorer:
+    """Scores packed rows on one loaded causal LM (whatever adapter is active at call time)."""
 
     def __init__(self, model: Any, pad_id: int, device: str) -> None:
         self.model = model
@@ -50,11 +49,10 @@ class UnitScorer:
         """Check the head-only path against the model's own forward; fall back if they differ."""
         import torch
 
-        unit = Unit(item=0, choices=(), context=tuple(tokens[:8]), continuations=())
-        ids = torch.tensor([list(unit.context)], device=self.device)
+        ids = torch.tensor([list(tokens[:8])], device=self.device)
         with torch.inference_mode():
             reference = torch.log_softmax(self.model(input_ids=ids).logits[0, -1].float(), -1)
-            hidden = self._forward([unit], [(0, len(unit.context) - 1)])
+            hidden = self.decoder(input_ids=ids).last_hidden_state[0, -1:]
             ours = torch.log_softmax(self._project(hidden), -1)
         gap = float((reference - ours[0]).abs().max())
         # A missing softcap or logit scale shifts log-probs by whole units; bf16 noise does not.
@@ -72,18 +70,18 @@ class UnitScorer:
         return next(self.model.parameters()).dtype
 
     def score(
-        self, batches: Iterable[Sequence[Unit]]
-    ) -> Iterator[tuple[Sequence[Unit], list[list[float]]]]:
-        """Yield each batch with, per unit, the summed log-likelihood of each continuation.
+        self, batches: Iterable[Sequence[Row]]
+    ) -> Iterator[tuple[list[Unit], list[list[float]]]]:
+        """Yield each batch's units with, per unit, the summed log-likelihood of each continuation.
 
         The decoder runs batch by batch; the hidden states it selects are pooled across
         batches so the vocabulary projection runs on large blocks of rows (a wider matmul).
         """
-        pending: list[tuple[Sequence[Unit], Any, list[tuple[int, int, int, int]]]] = []
+        pending: list[tuple[list[Unit], Any, list[tuple[int, int, int, int]]]] = []
         rows = 0
-        for units in batches:
-            selected, targets = self._selected(units)
-            pending.append((units, selected, targets))
+        for batch in batches:
+            selected, targets = self._selected(batch)
+            pending.append(([u for row in batch for u in row.units], selected, targets))
             rows += len(selected)
             # Full logits (the fallback) are already vocabulary-wide: no reason to hold them.
             if rows >= HEAD_ROWS or not self.head_only:
@@ -91,20 +89,22 @@ class UnitScorer:
                 pending, rows = [], 0
         yield from self._finish(pending)
 
-    def _selected(self, units: Sequence[Unit]) -> tuple[Any, list[tuple[int, int, int, int]]]:
-        """Run the decoder; return the states at scored positions and the tokens they predict."""
+    def _selected(self, batch: Sequence[Row]) -> tuple[Any, list[tuple[int, int, int, int]]]:
+        """Run the decoder; return the states at scored slots and, per scored token,
+        (unit index in the batch, continuation, state index, token)."""
         positions: dict[tuple[int, int], int] = {}
-        targets: list[tuple[int, int, int, int]] = []  # (unit, continuation, position row, token)
-        for b, unit in enumerate(units):
-            for j, (cont, slots) in enumerate(
-                zip(unit.continuations, unit.layout.predictors, strict=True)
-            ):
-                for slot, token in zip(slots, cont, strict=True):
-                    row = positions.setdefault((b, slot), len(positions))
-                    targets.append((b, j, row, token))
-        return self._forward(units, list(positions)), targets
+        targets: list[tuple[int, int, int, int]] = []
+        unit_index = 0
+        for b, row in enumerate(batch):
+            for unit, predictors in zip(row.units, row.predictors, strict=True):
+                for j, (cont, slots) in enumerate(zip(unit.continuations, predictors, strict=True)):
+                    for slot, token in zip(slots, cont, strict=True):
+                        state = positions.setdefault((b, slot), len(positions))
+                        targets.append((unit_index, j, state, token))
+                unit_index += 1
+        return self._forward(batch, list(positions)), targets
 
-    def _finish(self, pending: list) -> Iterator[tuple[Sequence[Unit], list[list[float]]]]:
+    def _finish(self, pending: list) -> Iterator[tuple[list[Unit], list[list[float]]]]:
         """Project the pooled rows and yield each pending batch's sums."""
         import torch
 
@@ -123,11 +123,11 @@ class UnitScorer:
                 cursor += 1
             yield units, sums
 
-    def _forward(self, units: Sequence[Unit], rows: list[tuple[int, int]]) -> Any:
-        """Return the hidden states (or, in the fallback, the logits) at (unit, slot) ``rows``."""
+    def _forward(self, batch: Sequence[Row], rows: list[tuple[int, int]]) -> Any:
+        """Return the hidden states (or, in the fallback, the logits) at (row, slot) ``rows``."""
         import torch
 
-        ids, positions, allowed = self._pack(units)
+        ids, positions, allowed = self._pack(batch)
         mask = self._mask(positions, allowed)
         index_b = torch.tensor([r[0] for r in rows], device=self.device)
         index_s = torch.tensor([r[1] for r in rows], device=self.device)
@@ -159,34 +159,27 @@ class UnitScorer:
             return self.transform(self.head(selected).float())
         return selected.float()
 
-    def _pack(self, units: Sequence[Unit]) -> tuple[Any, Any, Any]:
-        """Return (input ids, position ids, attention allowed) of the batch."""
+    def _pack(self, batch: Sequence[Row]) -> tuple[Any, Any, Any]:
+        """Return (input ids, position ids, which slot may attend to which) of the batch."""
         import torch
 
-        width = max(u.length for u in units)
-        ids = [[self.pad_id] * width for _ in units]
-        positions = [list(range(width)) for _ in units]  # padding keeps any valid position
-        lengths = []
-        visible: list[tuple[int, int, int]] = []  # (row, query slot, key slot) in the tree
-        for b, unit in enumerate(units):
-            n = len(unit.context)
-            lengths.append(n)
-            ids[b][:n] = unit.context
-            ancestors: dict[int, list[int]] = {-1: []}
-            for i, (token, parent, position) in enumerate(unit.layout.nodes):
-                slot = n + i
-                ids[b][slot] = token
-                positions[b][slot] = position
-                ancestors[slot] = [*ancestors[parent], slot]
-                visible.extend((b, slot, key) for key in ancestors[slot])
-        slot = torch.arange(width, device=self.device)
-        context_len = torch.tensor(lengths, device=self.device)[:, None, None]
-        # Every slot sees the context up to itself; tree slots also see their ancestors and
-        # themselves. Padding sees the context, so no attention row is empty (no NaN).
-        allowed = (slot[None, None, :] < context_len) & (slot[None, None, :] <= slot[None, :, None])
-        if visible:
-            rows, queries, keys = zip(*visible, strict=True)
-            allowed[list(rows), list(queries), list(keys)] = True
+        width = max(len(row) for row in batch)
+        ids = [[self.pad_id] * width for _ in batch]
+        positions = [[0] * width for _ in batch]
+        visible: list[tuple[int, int, int]] = []  # (row, query slot, key slot)
+        for b, row in enumerate(batch):
+            ids[b][: len(row)] = row.tokens
+            positions[b][: len(row)] = row.positions
+            lineage: list[list[int]] = []
+            for slot, parent in enumerate(row.parents):
+                lineage.append([*lineage[parent], slot] if parent >= 0 else [slot])
+                visible.extend((b, slot, key) for key in lineage[slot])
+        allowed = torch.zeros(len(batch), width, width, dtype=torch.bool, device=self.device)
+        rows, queries, keys = zip(*visible, strict=True)
+        allowed[list(rows), list(queries), list(keys)] = True
+        # Padding slots attend to themselves, so no attention row is empty (no NaN).
+        padding = torch.arange(width, device=self.device)
+        allowed[:, padding, padding] = True
         return (
             torch.tensor(ids, device=self.device),
             torch.tensor(positions, device=self.device),

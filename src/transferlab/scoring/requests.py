@@ -13,15 +13,13 @@ lm-eval (``HFLM``, 0.4.x) scores choice *i* of an item as the pair
   starts with it;
 - a sequence longer than the model's window keeps its last ``max_length + 1`` tokens.
 
-A :class:`Unit` is one row of a forward pass: one context followed by the continuations scored
-after it, packed so the context (and any prefix that choices share) is computed once.
+A :class:`Unit` holds one item's token sequences; ``packing`` lays units out for the engine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from transferlab.errors import UserError
@@ -32,49 +30,13 @@ _TOKENIZER_INFINITY = 1000000000000000019884624838656
 
 
 @dataclass(frozen=True)
-class Layout:
-    """Where a unit's tokens sit in its packed row.
-
-    The context fills slots ``0..len(context)-1``. After it come the continuations' input
-    tokens (every token but the last) as a prefix tree: choices that start with the same
-    tokens share those slots. ``nodes[i]`` (slot ``len(context) + i``) is
-    ``(token, parent slot or -1 for the context, position id)``; ``predictors[j][k]`` is the
-    slot whose hidden state predicts token ``k`` of continuation ``j``.
-    """
-
-    nodes: tuple[tuple[int, int, int], ...]
-    predictors: tuple[tuple[int, ...], ...]
-
-
-@dataclass(frozen=True)
 class Unit:
-    """One packed row: ``context`` then, for each scored choice, its continuation tokens."""
+    """The scored sequences of one item: ``context`` followed by each choice's continuation."""
 
     item: int  # index into the flat list of items being scored
     choices: tuple[int, ...]  # the item's choice indices this unit scores, in order
     context: tuple[int, ...]
     continuations: tuple[tuple[int, ...], ...]
-
-    @cached_property
-    def layout(self) -> Layout:
-        """Return the packed layout (computed once, reused for every model state)."""
-        start = len(self.context)
-        slot_of: dict[tuple[int, ...], int] = {}
-        nodes: list[tuple[int, int, int]] = []
-        predictors = []
-        for cont in self.continuations:
-            for k in range(1, len(cont)):
-                prefix = cont[:k]
-                if prefix not in slot_of:
-                    slot_of[prefix] = start + len(nodes)
-                    nodes.append((cont[k - 1], slot_of.get(cont[: k - 1], -1), start + k - 1))
-            predictors.append((start - 1, *(slot_of[cont[:k]] for k in range(1, len(cont)))))
-        return Layout(tuple(nodes), tuple(predictors))
-
-    @property
-    def length(self) -> int:
-        """Return the packed row length: the context plus the continuation prefix tree."""
-        return len(self.context) + len(self.layout.nodes)
 
 
 def resolve_max_length(config: Any, tokenizer: Any) -> int:

@@ -12,8 +12,9 @@ import numpy as np
 from transferlab.grid import Cell
 from transferlab.models import LoadedModel
 from transferlab.scoring.adapters import AdapterSwitch, ModelState, check_adapter
-from transferlab.scoring.engine import UnitScorer
-from transferlab.scoring.requests import Encoder, Unit, encode_items, resolve_max_length
+from transferlab.scoring.engine import RowScorer
+from transferlab.scoring.packing import plan_batches
+from transferlab.scoring.requests import Encoder, encode_items, resolve_max_length
 from transferlab.tasks.types import MCItem
 
 log = logging.getLogger(__name__)
@@ -49,13 +50,6 @@ def choose(loglikelihoods: Sequence[float], choices: Sequence[str]) -> tuple[int
     return int(np.argmax(lls)), int(np.argmax(lls / lengths))
 
 
-def _batches(units: Sequence[Unit], batch_size: int) -> list[list[int]]:
-    # Longest first, as lm-eval orders its requests: similar lengths share a batch (little
-    # padding) and an out-of-memory error shows up at once rather than at the end.
-    order = sorted(range(len(units)), key=lambda i: (-units[i].length, units[i].context))
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
-
 def _pad_id(tokenizer) -> int:
     for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id):
         if candidate is not None:
@@ -74,7 +68,7 @@ def score(
 
     The base model stays loaded; each adapter state is applied with PEFT (no merging) and
     removed afterwards. Items are tokenised once and reused for every state. ``batch_size``
-    counts packed rows (one row scores all choices of an item).
+    is about how many items one forward pass scores (whole packed rows, see ``packing``).
     """
     from tqdm import tqdm
 
@@ -93,7 +87,7 @@ def score(
     units = encode_items(encoder, items, [str(c) for c in cells])
     if not units:
         return []
-    batches = _batches(units, batch_size)
+    batches = plan_batches(units, batch_size)
 
     results: list[ItemResult] = []
     bar = tqdm(
@@ -105,13 +99,13 @@ def score(
         dynamic_ncols=True,
     )
     with AdapterSwitch(loaded) as switch, bar:
-        scorer = UnitScorer(loaded.model, _pad_id(loaded.tokenizer), loaded.device)
+        scorer = RowScorer(loaded.model, _pad_id(loaded.tokenizer), loaded.device)
         scorer.verify(units[0].context)
         for state in states:
             bar.set_postfix_str(state.name)
             lls: list[list[float]] = [[0.0] * len(item.choices) for item in items]
             with switch.active(state):
-                for batch_units, batch_sums in scorer.score([units[i] for i in b] for b in batches):
+                for batch_units, batch_sums in scorer.score(batches):
                     for unit, sums in zip(batch_units, batch_sums, strict=True):
                         for choice, value in zip(unit.choices, sums, strict=True):
                             lls[unit.item][choice] = value
