@@ -166,20 +166,24 @@ class RowScorer:
         width = max(len(row) for row in batch)
         ids = [[self.pad_id] * width for _ in batch]
         positions = [[0] * width for _ in batch]
-        visible: list[tuple[int, int, int]] = []  # (row, query slot, key slot)
+        allowed = torch.zeros(len(batch), width, width, dtype=torch.bool, device=self.device)
+        # Padding slots attend to themselves, so no attention row is empty (no NaN).
+        allowed[:, range(width), range(width)] = True
+        causal = torch.ones(width, width, dtype=torch.bool, device=self.device).tril()
         for b, row in enumerate(batch):
             ids[b][: len(row)] = row.tokens
             positions[b][: len(row)] = row.positions
-            lineage: list[list[int]] = []
-            for slot, parent in enumerate(row.parents):
-                lineage.append([*lineage[parent], slot] if parent >= 0 else [slot])
-                visible.extend((b, slot, key) for key in lineage[slot])
-        allowed = torch.zeros(len(batch), width, width, dtype=torch.bool, device=self.device)
-        rows, queries, keys = zip(*visible, strict=True)
-        allowed[list(rows), list(queries), list(keys)] = True
-        # Padding slots attend to themselves, so no attention row is empty (no NaN).
-        padding = torch.arange(width, device=self.device)
-        allowed[:, padding, padding] = True
+            # A run of slots each continuing the one before sees what the run's first slot's
+            # parent sees, plus the run up to itself: two tensor writes per run, not per slot.
+            start = 0
+            while start < len(row):
+                end = start + 1
+                while end < len(row) and row.parents[end] == end - 1:
+                    end += 1
+                if row.parents[start] >= 0:
+                    allowed[b, start:end] = allowed[b, row.parents[start]]
+                allowed[b, start:end, start:end] = causal[: end - start, : end - start]
+                start = end
         return (
             torch.tensor(ids, device=self.device),
             torch.tensor(positions, device=self.device),
