@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,7 +88,13 @@ def attach_lora(model: Any, settings: TrainSettings, target_modules: list[str], 
     )
     # LoRA's A matrices are drawn from the global generator: seed it so weights are reproducible.
     torch.manual_seed(seed)
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():
+        # PEFT still reads transformers' deprecated `is_gradient_checkpointing` alias; the
+        # FutureWarning it triggers is about PEFT's code, not the user's, so keep it off screen.
+        warnings.filterwarnings(
+            "ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning
+        )
+        return get_peft_model(model, config)
 
 
 def detach_lora(peft_model: Any) -> Any:
