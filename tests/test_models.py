@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from transferlab.conversion import CONVERSION_FORMAT
 from transferlab.errors import UserError
 from transferlab.models import PROVENANCE_FILE, load_model, model_hash, model_info, resolve_model
 
@@ -194,6 +195,34 @@ def test_gguf_file_is_converted_once_into_the_cache(tiny_model_dir, tmp_path, mo
         expected, got = original.model(ids).logits, converted.model(ids).logits
     assert torch.allclose(expected, got, atol=1e-4)
     assert not hasattr(converted.model.config, "quantization_config")
+
+
+def test_conversion_does_not_depend_on_the_environment(tiny_model_dir, tmp_path):
+    """The same GGUF converted online and offline is the same model (one hash, same jobs)."""
+    gguf_file = write_tiny_gguf(tiny_model_dir, tmp_path / "tiny.gguf")
+    folders = []
+    for offline in ("1", "0"):
+        env = {**os.environ, "TRANSFERLAB_HOME": str(tmp_path / f"home-{offline}")}
+        env["HF_HUB_OFFLINE"] = offline
+        done = subprocess.run(
+            [*CLI, "models", "prepare", str(gguf_file)], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        folders.append(Path(done.stdout.strip()))
+    assert folders[0] != folders[1]
+    assert model_hash(folders[0]) == model_hash(folders[1])
+
+
+def test_a_conversion_in_an_older_format_is_redone(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
+    gguf_file = write_tiny_gguf(tiny_model_dir, tmp_path / "tiny.gguf")
+    folder = resolve_model(str(gguf_file))
+    record_file = folder / PROVENANCE_FILE
+    record = json.loads(record_file.read_text())
+    del record["conversion_format"]  # as written before the format was recorded
+    record_file.write_text(json.dumps(record))
+    assert resolve_model(str(gguf_file)) == folder
+    assert json.loads(record_file.read_text())["conversion_format"] == CONVERSION_FORMAT
 
 
 @pytest.mark.slow

@@ -27,6 +27,8 @@ from transferlab.errors import UserError
 log = logging.getLogger(__name__)
 
 PROVENANCE_FILE = "transferlab-provenance.json"
+# Raised when a change to the conversion changes its output: older conversions are redone.
+CONVERSION_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,21 @@ def _versions() -> dict[str, str]:
     return {d: _package_version(d) for d in ("torch", "transformers", "gguf", "transferlab")}
 
 
+# How the tokenizer happened to be loaded (offline or not, from where), which transformers saves
+# into tokenizer_config.json. Left there, the same GGUF converted with and without HF_HUB_OFFLINE
+# would give two model hashes, and a study would redo every job on the other machine.
+LOADER_STATE = ("local_files_only", "is_local", "cache_dir", "token", "revision", "_commit_hash")
+
+
+def _drop_loader_state(config_file: Path) -> None:
+    if not config_file.exists():
+        return
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    kept = {k: v for k, v in config.items() if k not in LOADER_STATE}
+    if kept != config:
+        config_file.write_text(json.dumps(kept, indent=2, ensure_ascii=False) + "\n", "utf-8")
+
+
 def _convert_gguf(gguf: Path, dest: Path, provenance: dict[str, Any]) -> None:
     """Dequantise ``gguf`` into an fp32 safetensors folder ``dest`` (which must not exist)."""
     import torch
@@ -137,11 +154,13 @@ def _convert_gguf(gguf: Path, dest: Path, provenance: dict[str, Any]) -> None:
         del model.config.quantization_config
     model.save_pretrained(dest)
     tokenizer.save_pretrained(dest)
+    _drop_loader_state(dest / "tokenizer_config.json")
     record = {
         **provenance,
         "source_gguf": gguf.name,
         "source_sha256": sha256_file(gguf),
         "converted_to": "float32 safetensors",
+        "conversion_format": CONVERSION_FORMAT,
         "converted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "conversion_s": round(time.time() - started, 1),
         "versions": _versions(),
@@ -153,15 +172,15 @@ def _prepare(name: str, make_gguf: Callable[[Path], Path], provenance: dict[str,
     """Return ``$TRANSFERLAB_HOME/models/<name>``, converting the GGUF once if it is missing."""
     root = transferlab_home() / "models"
     final = root / name
-    if (final / PROVENANCE_FILE).exists():
+    if _is_current(final, provenance):
         return final
     with _lock(root / f".{name}.lock"):
-        if (final / PROVENANCE_FILE).exists():  # another process finished while we waited
+        if _is_current(final, provenance):  # another process finished while we waited
             return final
         for stale in root.glob(f".tmp-{name}-*"):  # left by a killed preparation
             shutil.rmtree(stale, ignore_errors=True)
         if final.exists():
-            shutil.rmtree(final)  # an outdated conversion (see _preset_folder)
+            shutil.rmtree(final)  # unfinished, or from another package release or format
         work = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
         try:
             log.warning("preparing %s: converting its GGUF to safetensors (once)", name)
@@ -173,23 +192,22 @@ def _prepare(name: str, make_gguf: Callable[[Path], Path], provenance: dict[str,
     return final
 
 
+def _is_current(folder: Path, provenance: dict[str, Any]) -> bool:
+    """Whether ``folder`` holds a finished conversion of this package release in this format."""
+    try:
+        record = json.loads((folder / PROVENANCE_FILE).read_text())
+    except (OSError, ValueError):
+        return False  # missing (never finished) or unreadable
+    same_release = record.get("package_version") == provenance.get("package_version")
+    return same_release and record.get("conversion_format") == CONVERSION_FORMAT
+
+
 def preset_folder(preset: Preset) -> Path:
     """Return the preset's converted folder, converting it first if needed."""
-    version = _package_version(preset.package)
-    final = transferlab_home() / "models" / preset.name
-    record = final / PROVENANCE_FILE
-    if record.exists():
-        try:
-            recorded = json.loads(record.read_text()).get("package_version")
-        except (OSError, ValueError):
-            recorded = None
-        if recorded != version:
-            with _lock(final.parent / f".{preset.name}.lock"):
-                record.unlink(missing_ok=True)  # converted from another release: redo it
     provenance = {
         "preset": preset.name,
         "package": preset.package,
-        "package_version": version,
+        "package_version": _package_version(preset.package),
         "description": preset.description,
     }
     return _prepare(preset.name, preset.gguf, provenance)
