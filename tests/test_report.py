@@ -195,6 +195,7 @@ def test_summary_reads_the_run_info(report):
         "r = 32, alpha = 64",
         "1 failed",
         "train 8 min 20 s",
+        "evaluate 1 h 05 min, train 1 h 30 min",  # job time over all runs, not the last run's
     )
     for fact in facts:
         assert fact in summary

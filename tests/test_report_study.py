@@ -159,6 +159,7 @@ def write_synthetic_run(
         "wall_time_s": 750.0,
         "executor": "local",
         "timings": {"prepare_s": 2.5, "train_s": 500.0, "evaluate_s": 240.0, "analysis_s": 7.5},
+        "job_time_s": {"evaluate": 3900.0, "train": 5400.0},
         "jobs": {"done": 42, "pending": 0, "failed": failed},
     }
     (run_dir / "run_info.json").write_text(json.dumps(run_info, indent=2), encoding="utf-8")

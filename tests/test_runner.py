@@ -82,6 +82,8 @@ def test_a_study_runs_to_the_end_and_writes_every_export(study):
     assert info["models"][0]["model_hash"] == per_seed["model_hash"][0]
     assert {t["task_hash"] for t in info["tasks"]} == set(per_seed["task_hash"])
     assert set(info["timings"]) >= {"prepare_s", "train_s", "evaluate_s", "analysis_s"}
+    job_time = info["job_time_s"]
+    assert set(job_time) == {"train", "evaluate"} and min(job_time.values()) > 0
 
     paper = pd.read_csv(out / "results.csv")
     assert len(paper) == 16 and {"delta_score_norm_mean", "n_seeds"} <= set(paper.columns)
@@ -93,6 +95,8 @@ def test_a_study_runs_to_the_end_and_writes_every_export(study):
     assert again.failed == 0 and "0 job(s) finished this run" in again.summary
     assert _starts(out) == starts  # nothing ran again
     assert (out / "results_per_seed.csv").read_bytes() == before
+    # the rerun's run_info still says what the results cost, not the rerun's few seconds
+    assert json.loads((out / "run_info.json").read_text())["job_time_s"] == job_time
 
 
 def test_grouped_scores_equal_scoring_one_adapter_alone(study, tiny_model_dir):

@@ -281,6 +281,7 @@ def run_study(
                 "wall_time_s": round(time.perf_counter() - t0, 3),
                 "executor": config.executor.kind,
                 "timings": timings,
+                "job_time_s": _job_time(store),
             }
             write_json(run_info(plan, _job_counts(plan, store), extra), out / "run_info.json")
 
@@ -349,6 +350,19 @@ def tally(plan: Plan, store: Store) -> Tally:
         failed,
         running,
     )
+
+
+def _job_time(store: Store) -> dict[str, float]:
+    """Return the wall seconds of every done job by kind, summed over all runs of the study.
+
+    ``timings`` covers this run only (a rerun with nothing to do spends seconds); this is what
+    the results on disk cost to compute.
+    """
+    seconds: Counter[str] = Counter()
+    for record in store.jobs().values():
+        if record.status == "done" and record.wall_s is not None:
+            seconds[record.kind] += record.wall_s
+    return {kind: round(value, 3) for kind, value in sorted(seconds.items())}
 
 
 def _job_counts(plan: Plan, store: Store) -> dict[str, Any]:

@@ -112,15 +112,20 @@ def summary_facts(
         facts.append(("Versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
     elif _unique(cells, "versions"):
         facts.append(("Versions", _join(_unique(cells, "versions"))))
+    job_time = info.get("job_time_s")
+    if isinstance(job_time, dict) and job_time:
+        spent = ", ".join(f"{kind} {duration(v)}" for kind, v in job_time.items())
+        facts.append(("Job time, all runs", spent))
     if info.get("started_at") or info.get("finished_at"):
-        facts.append(("Run", f"{info.get('started_at', '?')} → {info.get('finished_at', '?')}"))
-    if "wall_time_s" in info:
-        facts.append(("Wall time", duration(info["wall_time_s"])))
+        last = f"{info.get('started_at', '?')} → {info.get('finished_at', '?')}"
+        if "wall_time_s" in info:
+            last += f" ({duration(info['wall_time_s'])})"
+        facts.append(("Last run", last))
     timings = info.get("timings")
     if isinstance(timings, dict) and timings:
         facts.append(
             (
-                "Time spent",
+                "Last run's time",
                 ", ".join(f"{k.removesuffix('_s')} {duration(v)}" for k, v in timings.items()),
             )
         )
