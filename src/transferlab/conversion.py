@@ -27,7 +27,7 @@ from transferlab.errors import UserError
 log = logging.getLogger(__name__)
 
 PROVENANCE_FILE = "transferlab-provenance.json"
-# Raised when a change to the conversion changes its output: older conversions are redone.
+# Bumped whenever the conversion's output changes, so that older conversions are redone.
 CONVERSION_FORMAT = 2
 
 
