@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -113,6 +114,37 @@ def test_concurrent_processes_never_claim_the_same_job(tmp_path):
         worker.join(timeout=60)
     claimed = [key for keys_won in won for key in keys_won]
     assert sorted(claimed) == sorted(keys)  # every job once, none twice
+
+
+def _open_new_store(out: str, start: object, queue: object) -> None:
+    import random
+
+    start.wait()
+    time.sleep(random.random() * 0.02)  # spread the openings over the moment WAL is switched on
+    try:
+        Store(Path(out)).close()
+        queue.put("ok")
+    except Exception as error:  # reported, whatever it is
+        queue.put(repr(error))
+
+
+def test_runs_creating_the_database_at_once_all_open_it(tmp_path):
+    """Two `run`s started together on a new output directory must both get the store."""
+    context = multiprocessing.get_context("fork")
+    failures = []
+    for trial in range(60):
+        start, queue = context.Barrier(6), context.Queue()
+        out = str(tmp_path / f"out{trial}")
+        workers = [
+            context.Process(target=_open_new_store, args=(out, start, queue)) for _ in range(6)
+        ]
+        for worker in workers:
+            worker.start()
+        outcomes = [queue.get(timeout=60) for _ in workers]
+        for worker in workers:
+            worker.join(timeout=60)
+        failures += [o for o in outcomes if o != "ok"]
+    assert failures == []
 
 
 def test_items_round_trip_exactly_and_the_database_is_sound(tmp_path):

@@ -165,7 +165,18 @@ class Store:
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as error:
+                # Runs opening a new database at once: SQLite answers one of them "locked"
+                # at once, without waiting out the busy timeout, while the other switches the
+                # file to WAL. Waiting a moment and asking again is then enough.
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=60000")
         return db
