@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from transferlab.compat import quiet_peft
 from transferlab.errors import UserError
 from transferlab.models import LoadedModel, read_safetensors_header
 
@@ -171,14 +172,17 @@ class AdapterSwitch:
         # PEFT adapter names are module attribute names; folder names may not be.
         name = f"state{self._count}"
         self._count += 1
-        if self.peft is None:
-            from peft import PeftModel
+        with quiet_peft():
+            if self.peft is None:
+                from peft import PeftModel
 
-            self.peft = PeftModel.from_pretrained(
-                self.loaded.model, str(state.adapter_dir), adapter_name=name, is_trainable=False
-            )
-        else:
-            self.peft.load_adapter(str(state.adapter_dir), adapter_name=name, is_trainable=False)
+                self.peft = PeftModel.from_pretrained(
+                    self.loaded.model, str(state.adapter_dir), adapter_name=name, is_trainable=False
+                )
+            else:
+                self.peft.load_adapter(
+                    str(state.adapter_dir), adapter_name=name, is_trainable=False
+                )
         self.peft.set_adapter(name)
         self.peft.eval()
         try:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from transferlab.compat import quiet_peft
 from transferlab.errors import UserError, did_you_mean
 from transferlab.training.settings import TrainSettings
 
@@ -88,12 +88,7 @@ def attach_lora(model: Any, settings: TrainSettings, target_modules: list[str], 
     )
     # LoRA's A matrices are drawn from the global generator: seed it so weights are reproducible.
     torch.manual_seed(seed)
-    with warnings.catch_warnings():
-        # PEFT still reads transformers' deprecated `is_gradient_checkpointing` alias; the
-        # FutureWarning it triggers is about PEFT's code, not the user's, so keep it off screen.
-        warnings.filterwarnings(
-            "ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning
-        )
+    with quiet_peft():
         return get_peft_model(model, config)
 
 
