@@ -236,8 +236,7 @@ def _report(out: Path) -> str:
     return str(write_report(out, None))
 
 
-def _execute(plan: Plan, store: Store, progress: bool) -> _Driver:
-    executor = make_executor(plan.study.executor, progress)
+def _execute(plan: Plan, store: Store, executor: Executor, progress: bool) -> _Driver:
     try:
         driver = _Driver(plan, store, executor, progress)
         driver.run()
@@ -264,9 +263,15 @@ def run_study(
         import peft  # noqa: F401  (importing torch and transformers is preparation, not a job)
     timings = {"prepare_s": round(time.perf_counter() - t0, 3)}
     out = config.resolved_out_dir
-    store = Store(out)
+    # Connect first (a Ray cluster may be unreachable): a run that cannot start writes nothing.
+    executor = make_executor(config.executor, progress)
     try:
-        driver = _execute(plan, store, progress)
+        store = Store(out)
+    except BaseException:
+        executor.close()
+        raise
+    try:
+        driver = _execute(plan, store, executor, progress)
         timings["train_s"] = round(driver.wall["train"], 3)
         timings["evaluate_s"] = round(driver.wall["evaluate"], 3)
         if config.executor.kind == "local":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from transferlab.jobs import JobInputs, JobOutcome, TrainResult, execute
 from transferlab.plan import Job, TrainJob
 
 log = logging.getLogger(__name__)
+CONNECT_TIMEOUT_S = 10.0  # to open a TCP connection to a cluster address before ray.init
 
 
 def read_folder(folder: Path) -> dict[str, bytes]:
@@ -50,6 +52,46 @@ def _run_remote(
         return execute(job, JobInputs(adapters=adapters), progress, threads), None
 
 
+def _connect(ray: Any, address: str | None) -> None:
+    """``ray.init`` a local instance, or join the cluster at ``address`` (UserError if not)."""
+    fix = (
+        "check it runs there (`ray status --address ADDRESS`); for a cluster with token "
+        "authentication set RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN or "
+        "~/.ray/auth_token)"
+    )
+    unreachable = _unreachable(address) if address else None
+    if unreachable:
+        # Ray itself retries an address where nothing listens for many minutes.
+        raise UserError("executor.address", f"cannot reach {address}: {unreachable}", fix)
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=True)
+    except (ConnectionError, RuntimeError) as error:
+        if address is None:
+            raise
+        reason = str(error).strip().splitlines()[0]
+        cause = error.__cause__ or error.__context__
+        if cause is not None and "Authentication" in type(cause).__name__ + str(cause):
+            reason += " (the cluster asks for an authentication token)"
+        raise UserError(
+            "executor.address", f"cannot join the Ray cluster at {address}: {reason}", fix
+        ) from None
+
+
+def _unreachable(address: str) -> str | None:
+    """Return why nothing answers at a ``host:port`` (or ``ray://host:port``) address, or None.
+
+    ``auto`` and other forms are left to Ray.
+    """
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as error:
+        return error.strerror or str(error) or type(error).__name__
+    return None
+
+
 class RayExecutor:
     """Submits jobs as Ray tasks; ``ray.init()`` locally, or joins ``settings.address``."""
 
@@ -63,7 +105,7 @@ class RayExecutor:
         self._ray = ray
         self._owns = not ray.is_initialized()
         if self._owns:
-            ray.init(address=settings.address, include_dashboard=False, log_to_driver=True)
+            _connect(ray, settings.address)
         resources = ray.cluster_resources()
         limits = [
             resources.get(name, 0) / need
