@@ -5,7 +5,6 @@ Everything is read and validated before anything is written, so bad input leaves
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -20,6 +19,7 @@ from transferlab.analysis.distance import typological_distances
 from transferlab.analysis.figures import analysis_figures, png_bytes
 from transferlab.analysis.result import INDEXED_TABLES, run_analysis
 from transferlab.analysis.schema import ResultsTable, table_from_frame
+from transferlab.conversion import sha256_file
 from transferlab.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -87,14 +87,6 @@ def read_results(path: Path | str) -> ResultsTable:
     return table_from_frame(frame, str(table_path), items=items)
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _check_writable_dir(out_dir: Path) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(out_dir, "exists and is not a directory", "choose another --out")
@@ -136,7 +128,7 @@ def analyze_results(
     pngs = {name: png_bytes(figure) for name, figure in analysis_figures(result).items()}
     info = {
         "input": table.where,
-        "input_sha256": _file_sha256(Path(table.where)),
+        "input_sha256": sha256_file(Path(table.where)),
         "schema": table.schema,
         "metric": result.metric,
         "rows": len(table.cells),
