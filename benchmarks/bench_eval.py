@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from transferlab.hardware import describe_cpu_line, resolve_dtype
+
 BIN = Path(sys.executable).parent
 DEFAULT_TARGETS = [
     "country_continent:hi",
@@ -152,7 +154,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=50, help="items per target")
     parser.add_argument("--targets", nargs="+", default=DEFAULT_TARGETS)
     parser.add_argument("--rank", type=int, default=32)
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument(
@@ -162,6 +164,7 @@ def main() -> None:
         help="OMP_NUM_THREADS for both sides (default: torch's choice; 1 helps on a busy machine)",
     )
     args = parser.parse_args()
+    args.dtype = resolve_dtype(args.dtype)  # lm-eval is given the same explicit dtype
 
     from transferlab.models import resolve_model
     from transferlab.tasks import get_task, parse_task_ref
@@ -185,7 +188,8 @@ def main() -> None:
     print(f"model {args.model} ({model_dir}), {len(states)} model states × "
           f"{len(args.targets)} targets × {args.items} items, dtype {args.dtype}, "
           f"batch size {args.batch_size}, threads {args.threads or 'default'}")  # fmt: skip
-    print(f"load before: {os.getloadavg()[0]:.2f} (1-min average, 2 cores)")
+    print(describe_cpu_line())
+    print(f"load before: {os.getloadavg()[0]:.2f} (1-min average)")
 
     lm_eval_wall = lm_eval_cpu = 0.0
     for state, adapter in states:

@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_eval import export_lm_eval_tasks, run_lm_eval  # noqa: E402
 
+from transferlab.hardware import describe_cpu_line  # noqa: E402
+
 ROOT = Path(__file__).parent.parent
 
 
@@ -102,7 +104,9 @@ def main() -> None:
         f"{len(study.source_list)} sources × {len(study.seeds)} seed(s), "
         f"{study.evaluation.items_per_target or 'all'} items per target"
     )
-    print(f"load before: {os.getloadavg()[0]:.2f} (1-min average, {os.cpu_count()} cores)")
+    print(f"dtype: training {study.training.dtype}, evaluation {study.evaluation.dtype}")
+    print(describe_cpu_line())
+    print(f"load before: {os.getloadavg()[0]:.2f} (1-min average)")
 
     prepare_s = prepare_models(study, args.fresh_model)
     started = time.perf_counter()

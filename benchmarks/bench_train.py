@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from transferlab.hardware import describe_cpu_line, resolve_dtype
+
 
 def _load_avg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -44,6 +46,7 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
     )
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     args = parser.parse_args()
 
     import torch
@@ -63,7 +66,10 @@ def main() -> None:
     task = get_task(args.task)
     train = task.train_examples(args.language, "train")[: args.items]
     validation = task.train_examples(args.language, "validation")
-    settings = TrainSettings(max_steps=args.steps, max_length=args.max_length, logging_steps=5)
+    settings = TrainSettings(
+        max_steps=args.steps, max_length=args.max_length, logging_steps=5,
+        dtype=resolve_dtype(args.dtype),  # the same autocast for both sides
+    )  # fmt: skip
     print(
         f"model {args.model}, source {args.task}:{args.language} ({len(train)} train, "
         f"{len(validation)} validation items), {args.steps} optimizer steps, batch "
@@ -71,6 +77,7 @@ def main() -> None:
         f"transformers {transformers.__version__}, {torch.get_num_threads()} threads, "
         f"{platform.processor() or platform.machine()}"
     )
+    print(describe_cpu_line())
     print(f"load average before: {_load_avg()}")
 
     # --- (a) the reference setup --------------------------------------------------------------

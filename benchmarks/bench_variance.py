@@ -23,6 +23,7 @@ import statsmodels.formula.api as smf
 from threadpoolctl import threadpool_limits
 
 from transferlab.analysis.variance import fit_variance
+from transferlab.hardware import describe_cpu_line
 
 
 def paper_shaped(n_models: int, n_cells: int, seed: int = 0) -> pd.DataFrame:
@@ -80,6 +81,7 @@ def main() -> None:
     subsets = {"all": table}
     if args.regimes:
         subsets |= {r: table[table["regime"] == r] for r in ("MT-CL", "CT-ML", "CT-CL")}
+    print(describe_cpu_line())
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     totals = [0.0, 0.0]
     for name, frame in subsets.items():

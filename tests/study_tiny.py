@@ -76,7 +76,8 @@ def write_study(
             "min_train_items": 4,
             "max_length": 128,
         },
-        "evaluation": {"batch_size": 8},
+        # fp32 pinned: tests compare stored numbers with scoring in fp32 (auto is bf16 on some CPUs)
+        "evaluation": {"batch_size": 8, "dtype": "float32"},
         # One thread: tiny matrices gain nothing from more, and a loaded machine makes
         # several spinning threads per job crawl.
         "executor": {"threads": 1},

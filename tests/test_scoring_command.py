@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from cli_runner import run_cli
+from cpu_facts import expected_auto_dtype
 from test_scoring import make_lora
 from transferlab.training.outputs import adapter_hash
 
@@ -68,7 +69,7 @@ def test_evaluate_writes_items_scores_and_provenance(
     states = {s["name"]: s for s in record["model_states"]}
     assert states["base"]["adapter_hash"] is None
     assert states["de"]["adapter_hash"] == adapter_hash(adapters[0])
-    assert record["model"]["model_hash"] and record["dtype"] == "float32"
+    assert record["model"]["model_hash"] and record["dtype"] == expected_auto_dtype()
     assert {t["target"] for t in record["targets"]} == {"number_words:de", "country_continent:hi"}
     assert all(t["task_hash"] for t in record["targets"])
     assert record["versions"]["torch"] and record["batch_size"] == 4

@@ -166,7 +166,9 @@ def test_evaluate_on_lm_eval_yamls_gives_lm_eval_numbers(
 ):
     """`transferlab evaluate --task their.yaml` reads lm-eval's own task files: same numbers."""
     refs = [str(task_dir / f"{name}.yaml") for name in TASKS]
-    scores = evaluate_command(str(tiny_model_dir), [], refs, tmp_path / "out", progress=False)
+    scores = evaluate_command(
+        str(tiny_model_dir), [], refs, tmp_path / "out", dtype="float32", progress=False
+    )
     rows = [json.loads(line) for line in (tmp_path / "out" / "items.jsonl").open(encoding="utf-8")]
     theirs, aggregates = run_lm_eval(task_manager, tiny_model_dir, None)
     for name in TASKS:

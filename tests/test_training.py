@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from cpu_facts import expected_auto_dtype
 from training_toy import learnable_copy, one_thread, toy_examples
 from transferlab.errors import UserError
 from transferlab.grid import Cell
@@ -40,7 +41,7 @@ def test_defaults_are_the_reference_recipe():
     }  # fmt: skip
     assert (s.epochs, s.warmup_ratio, s.lr_scheduler, s.optimizer) == (3, 0.1, "linear", "adamw")
     assert (s.learning_rate, s.batch_size, s.grad_accumulation) == (5e-5, 8, 1)
-    assert s.dtype == "bfloat16" and s.select_best
+    assert s.dtype == "auto" and s.select_best
 
 
 def test_set_overrides_are_typed_and_unknown_keys_suggest_the_right_one():
@@ -203,7 +204,8 @@ def test_metadata_records_what_determined_the_adapter(tiny_gemma_dir, tmp_path):
     assert meta["base_model"]["model_hash"] == loaded.model_hash
     assert meta["base_model"]["ref"] == str(tiny_gemma_dir)
     assert meta["provenance"] == provenance and meta["seed"] == 17
-    assert meta["settings"] == settings.model_dump(mode="json")
+    # "auto" is recorded as the dtype it resolved to on this machine
+    assert meta["settings"] == {**settings.model_dump(mode="json"), "dtype": expected_auto_dtype()}
     assert set(meta["versions"]) == {"python", "torch", "transformers", "peft", "transferlab"}
     assert meta["dtype"] == "bfloat16" and meta["batch_size"] == 8
     assert meta["data"]["n_train"] == 20 and meta["data"]["n_validation"] == 6

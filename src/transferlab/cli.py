@@ -136,7 +136,11 @@ def models_prepare(ref: str) -> None:
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
 @click.option(
-    "--dtype", default="float32", type=click.Choice(["float32", "bfloat16"]), show_default=True
+    "--dtype",
+    default="auto",
+    type=click.Choice(["auto", "float32", "bfloat16"]),
+    show_default=True,
+    help="auto: bfloat16 where the device computes it natively, else float32.",
 )
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--batch-size", default=16, show_default=True)
@@ -170,16 +174,29 @@ def evaluate(
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
 @click.option("--seed", default=42, show_default=True)
 @click.option(
+    "--dtype",
+    default=None,
+    type=click.Choice(["auto", "float32", "bfloat16"]),
+    help="Autocast dtype (default auto: bfloat16 where the device computes it natively).",
+)
+@click.option(
     "--set", "overrides", multiple=True, help="Training setting override key=value (repeatable)."
 )
-def train(model_ref, task_ref, language, out_dir, seed, overrides) -> None:
+def train(model_ref, task_ref, language, out_dir, seed, dtype, overrides) -> None:
     """Fine-tune a LoRA adapter on one (task, language) source."""
     from transferlab.training import train_command
 
-    summary = train_command(
-        model_ref, task_ref, language, out_dir, seed=seed, overrides=list(overrides)
-    )
+    overrides = [f"dtype={dtype}", *overrides] if dtype else list(overrides)
+    summary = train_command(model_ref, task_ref, language, out_dir, seed=seed, overrides=overrides)
     click.echo(summary)
+
+
+@app.command()
+def env() -> None:
+    """Show the CPU (and GPU), the dtype auto resolves to and the versions of key packages."""
+    from transferlab.environment import describe_environment
+
+    click.echo(describe_environment())
 
 
 # --- studies --------------------------------------------------------------------------------

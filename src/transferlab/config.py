@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from transferlab.errors import UserError, did_you_mean
 from transferlab.grid import Cell, Source
+from transferlab.hardware import resolve_dtype
 from transferlab.training.settings import TrainSettings, coerce_value
 
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -47,7 +48,8 @@ class EvaluationSettings(_Section):
     items_per_target: int | None = Field(None, gt=0, description="first N items (null: all)")
     split: Literal["test", "validation", "train"] = "test"
     batch_size: int = Field(16, gt=0)
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    # auto: bf16 where the device computes it natively, else fp32; resolved when the study loads
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     device: str = "cpu"
 
 
@@ -184,6 +186,12 @@ def load_study(path: Path | str, overrides: list[str] | tuple[str, ...] = ()) ->
         raise _user_error(error, path, origin) from None
     study._origin = path
     _check_grid(study)
+    # "auto" is resolved here, once, so job keys, provenance and results name the dtype that runs.
+    device = study.evaluation.device
+    study.training = study.training.model_copy(
+        update={"dtype": resolve_dtype(study.training.dtype, device)}
+    )
+    study.evaluation.dtype = resolve_dtype(study.evaluation.dtype, device)
     return study
 
 

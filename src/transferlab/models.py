@@ -22,10 +22,9 @@ from transferlab.conversion import (
     sha256_file,
 )
 from transferlab.errors import UserError, did_you_mean
+from transferlab.hardware import AUTO, DTYPES, resolve_dtype
 
 log = logging.getLogger(__name__)
-
-DTYPES = ("float32", "bfloat16")
 
 
 @dataclass
@@ -37,7 +36,7 @@ class LoadedModel:
     ref: str  # the reference the user gave
     path: Path  # the local folder the weights were read from
     model_hash: str  # content hash of config + weights (see model_hash)
-    dtype: str  # "float32" | "bfloat16"
+    dtype: str  # "float32" | "bfloat16" (resolved, never "auto")
     device: str  # "cpu" | "cuda" | "cuda:N"
 
 
@@ -212,8 +211,10 @@ def check_dtype_device(dtype: str, device: str) -> None:
     """Raise UserError unless ``dtype`` is known and ``device`` exists on this machine."""
     import torch
 
-    if dtype not in DTYPES:
-        raise UserError("--dtype", f"unknown dtype {dtype!r}", f"use one of {', '.join(DTYPES)}")
+    if dtype not in (AUTO, *DTYPES):
+        raise UserError(
+            "--dtype", f"unknown dtype {dtype!r}", f"use one of {', '.join((AUTO, *DTYPES))}"
+        )
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device", f"{device!r} asked for but no CUDA GPU is visible", "use cpu")
     if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
@@ -238,11 +239,16 @@ def _no_loading_bars() -> Iterator[None]:
 def load_model(
     ref: str, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False
 ) -> LoadedModel:
-    """Return the model named by ``ref`` loaded in ``dtype`` on ``device``, in eval mode."""
+    """Return the model named by ``ref`` loaded in ``dtype`` on ``device``, in eval mode.
+
+    ``dtype`` ``auto`` loads bf16 where the device computes it natively, else fp32; the returned
+    ``LoadedModel.dtype`` is the one actually loaded.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     check_dtype_device(dtype, device)
+    dtype = resolve_dtype(dtype, device)
     folder = resolve_model(ref)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
     try:

@@ -88,7 +88,7 @@ def evaluate_command(
     adapters: list[Path],
     task_refs: list[str],
     out_dir: Path,
-    dtype: str = "float32",
+    dtype: str = "auto",
     device: str = "cpu",
     batch_size: int = 16,
     limit: int | None = None,
@@ -141,7 +141,7 @@ def evaluate_command(
         "targets": [{"target": cell, "task_hash": h} for cell, h in task_hashes.items()],
         "split": split,
         "limit": limit,
-        "dtype": dtype,
+        "dtype": loaded.dtype,  # resolved: "auto" never reaches a record
         "device": device,
         "batch_size": batch_size,
         "acc_norm": "argmax of loglikelihood / len(choice) in characters (lm-eval 0.4.x)",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from transferlab.errors import RunError, UserError
+from transferlab.hardware import resolve_dtype
 from transferlab.tasks.types import TrainExample
 from transferlab.training.data import EncodedExample, data_fingerprint, encode_examples
 from transferlab.training.loop import NonFiniteLoss, Progress, ScoredLoss, fit, make_optimizer
@@ -167,6 +168,8 @@ def train_adapter(
     without LoRA layers afterwards, ready for scoring or the next run.
     """
     settings = settings or TrainSettings()
+    # The dtype that runs, not "auto", is what the run key and transferlab.json record.
+    settings = settings.model_copy(update={"dtype": resolve_dtype(settings.dtype, loaded.device)})
     out_dir = Path(out_dir)
     provenance = dict(provenance or {})
     where = str(provenance.get("source") or "training data")

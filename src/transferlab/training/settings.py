@@ -52,7 +52,8 @@ class TrainSettings(BaseModel):
         8, gt=0, description="lengths within one such bucket count as equal when grouping"
     )
     # Numerics and bookkeeping
-    dtype: Literal["float32", "bfloat16"] = "bfloat16"
+    # auto: bf16 autocast where the device computes bf16 natively, else fp32 (hardware.py)
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     select_best: bool = Field(True, description="keep the epoch with the best validation loss")
     logging_steps: int = Field(10, gt=0)
     min_train_items: int = Field(10, gt=0)
