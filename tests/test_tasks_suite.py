@@ -156,11 +156,35 @@ def test_tasks_show_bad_input_is_one_line_and_exit_2(monkeypatch, capsys, ref, m
     assert err.count("\n") == 1 and message in err
 
 
+def _pins() -> dict[str, str]:
+    lines = (REPO / "pins.txt").read_text().splitlines()
+    pairs = (line.split("==") for line in lines if "==" in line and not line.startswith("#"))
+    return {name.strip(): pinned.strip() for name, pinned in pairs}
+
+
+def test_the_suite_is_built_with_the_pinned_generator_inputs():
+    pins = _pins()
+    assert {"babel", "pycountry", "country_converter", "num2words"} <= set(pins)
+    header = (REPO / "src/transferlab/tasks/suite/country_continent.yaml").read_text()
+    header = header.splitlines()[0]
+    for name in ("babel", "pycountry"):
+        assert f"{name} {pins[name]}" in header, (name, header)
+    constraints = (REPO / "constraints.txt").read_text().splitlines()
+    for name, pinned in pins.items():
+        assert f"{name}=={pinned}" in constraints, (
+            f"constraints.txt disagrees with pins.txt: {name}"
+        )
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("country_converter") is None,
     reason="the suite generator needs the `suite` extra (country_converter)",
 )
 def test_build_script_reproduces_the_checked_in_suite(tmp_path):
+    from importlib.metadata import version
+
+    for name, pinned in _pins().items():  # other releases rename countries and currencies
+        assert version(name) == pinned, f"{name} {version(name)} installed, the suite pins {pinned}"
     subprocess.run(
         [sys.executable, str(REPO / "scripts" / "build_suite.py"), "--out", str(tmp_path)],
         check=True,
