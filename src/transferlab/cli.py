@@ -192,6 +192,49 @@ def train(model_ref, task_ref, language, out_dir, seed, dtype, overrides) -> Non
 
 
 @app.command()
+@click.option("--model", "model_ref", required=True, help="Preset name, HF folder or GGUF file.")
+@click.option("--adapter", "adapters", multiple=True, type=click.Path(path_type=Path),
+              help="PEFT adapter folder (repeatable).")  # fmt: skip
+@click.option("--languages", required=True, help="Comma list, e.g. en,de,zh (every ordered pair).")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--layer", "layers", multiple=True, type=int,
+              help="Layer to evaluate, 0 = embeddings (repeatable; default: every layer).")  # fmt: skip
+@click.option("--method", "methods", multiple=True, help="none | proc | proc_b (default: all).")
+@click.option("--retrieval", "retrievals", multiple=True, help="cosine | csls (default: both).")
+@click.option("--pooling", default="mean", show_default=True, help="mean | last token.")
+@click.option("--template", default="{entry}", show_default=True,
+              help='Carrier text around each entry, e.g. "Word: {entry}".')  # fmt: skip
+@click.option("--normalize", "normalization", default="unit,center,unit", show_default=True,
+              help="Preprocessing steps in order (unit, center; 'none' for raw vectors).")  # fmt: skip
+@click.option("--train-dict", type=click.Path(path_type=Path), help="Seed pairs TSV (xling-eval).")
+@click.option("--test-dict", type=click.Path(path_type=Path), help="Test pairs TSV (xling-eval).")
+@click.option("--dtype", default="auto", type=click.Choice(["auto", "float32", "bfloat16"]),
+              show_default=True)  # fmt: skip
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--one-way", is_flag=True, help="Each language pair once, in the given order.")
+def align(model_ref, adapters, languages, out_dir, layers, methods, retrievals, pooling, template,
+          normalization, train_dict, test_dict, dtype, device, batch_size, one_way) -> None:  # fmt: skip
+    """Bilingual lexicon induction on the model's hidden states, per layer and model state."""
+    from transferlab.alignment import Pooling, align_command
+    from transferlab.alignment.command import parse_languages
+    from transferlab.alignment.evaluate import METHODS
+    from transferlab.alignment.retrieval import RETRIEVALS
+
+    steps = [] if normalization.strip() == "none" else [s.strip() for s in normalization.split(",")]
+    table = align_command(
+        model_ref, list(adapters), parse_languages(languages), out_dir,
+        layers=list(layers) or None, methods=list(methods) or METHODS,
+        retrievals=list(retrievals) or RETRIEVALS, pooling=Pooling(pooling, template),
+        normalization=steps, train_dict=train_dict, test_dict=test_dict, dtype=dtype,
+        device=device, batch_size=batch_size, one_way=one_way,
+    )  # fmt: skip
+    best = table.sort_values("mrr", ascending=False).groupby("model_state").head(1)
+    click.echo(best.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    click.echo(f"Wrote {len(table)} rows to {out_dir / 'alignment.csv'}")
+
+
+@app.command()
 def env() -> None:
     """Show the CPU (and GPU), the dtype auto resolves to and the versions of key packages."""
     from transferlab.environment import describe_environment

@@ -1,0 +1,118 @@
+"""Orthogonal maps between two representation spaces, as xling-eval fits them.
+
+- ``procrustes``: PROC, ``W = U Vᵀ`` from the SVD of ``X_Sᵀ X_T`` over the seed pairs, so that
+  ``X_S W ≈ X_T``.
+- ``bootstrap_procrustes``: PROC-B, which grows the seed dictionary with mutual nearest
+  neighbours (see its docstring).
+- ``normalize``: the preprocessing steps, applied in order (``unit``: rows to unit length,
+  ``center``: subtract the mean row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from transferlab.errors import UserError
+
+NORMALIZATIONS = ("unit", "center")
+
+
+def normalize(vectors: np.ndarray, steps: Sequence[str]) -> np.ndarray:
+    """Return ``vectors`` (rows) after each step of ``steps`` in turn."""
+    out = np.asarray(vectors, dtype=np.float64)
+    for step in steps:
+        if step == "unit":
+            norms = np.linalg.norm(out, axis=1, keepdims=True)
+            out = out / np.where(norms == 0, 1.0, norms)
+        elif step == "center":
+            out = out - out.mean(axis=0, keepdims=True)
+        else:
+            raise UserError(
+                "--normalize", f"unknown step {step!r}", f"use {', '.join(NORMALIZATIONS)}"
+            )
+    return out
+
+
+def procrustes(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Return the orthogonal ``W`` minimising ``‖source W − target‖`` (rows are seed pairs)."""
+    import torch
+
+    # torch's LAPACK is several times faster than numpy's here; float64 keeps W orthogonal.
+    product = torch.from_numpy(np.ascontiguousarray(source.T @ target, dtype=np.float64))
+    u, _, vt = torch.linalg.svd(product)
+    return (u @ vt).numpy()
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms == 0, 1.0, norms)
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """PROC-B's result: the final map and the size of the dictionary each fit used."""
+
+    weights: np.ndarray
+    sizes: tuple[int, ...]
+    dictionary: tuple[tuple[int, int], ...]
+
+
+def mutual_neighbours(
+    source: np.ndarray, target: np.ndarray, w_st: np.ndarray, w_ts: np.ndarray
+) -> list[tuple[int, int, float]]:
+    """Return (source, target, score) for every mutual nearest-neighbour pair under both maps.
+
+    Source rows mapped by ``w_st`` look for their nearest target, target rows mapped by ``w_ts``
+    for their nearest source (cosine); a pair is mutual when each is the other's choice. Its
+    score is the mean of the two cosines.
+    """
+    src, trg = _unit(source), _unit(target)
+    forward = _unit(source @ w_st) @ trg.T  # mapped source × target
+    backward = _unit(target @ w_ts) @ src.T  # mapped target × source
+    nearest_target = forward.argmax(axis=1)
+    nearest_source = backward.argmax(axis=1)
+    return [
+        (s, int(t), float((forward[s, t] + backward[t, s]) / 2))
+        for s, t in enumerate(nearest_target)
+        if nearest_source[t] == s
+    ]
+
+
+def bootstrap_procrustes(
+    source: np.ndarray,
+    target: np.ndarray,
+    seed: Sequence[tuple[int, int]],
+    growth: float = 1.5,
+    limit: int = 10_000,
+) -> Bootstrap:
+    """Return PROC-B's map from the rows of ``source`` to those of ``target``, grown from ``seed``.
+
+    Each round fits PROC in both directions on the current dictionary; stops when that dictionary
+    is less than 1 % larger than the previous round's or has reached ``limit``; otherwise the next
+    dictionary is the top ``min(int(growth · |D|), limit)`` mutual nearest neighbours (all rows of
+    both sides are candidates), as xling-eval's ``project_proc_bootstrap`` does. xling-eval ranks
+    candidates by the sum of their words' frequency ranks; entries here have no frequencies, so
+    candidates are ranked by their mean cosine (most confident first, ties by source row).
+    """
+    dictionary = tuple(dict.fromkeys((int(s), int(t)) for s, t in seed))
+    if not dictionary:
+        raise UserError("seed dictionary", "is empty", "give PROC-B at least one seed pair")
+    sizes: list[int] = []
+    previous = 0
+    while True:
+        s_rows, t_rows = (np.array(side) for side in zip(*dictionary, strict=True))
+        w_st = procrustes(source[s_rows], target[t_rows])
+        sizes.append(len(dictionary))
+        if len(dictionary) < 1.01 * previous or len(dictionary) >= limit:
+            return Bootstrap(w_st, tuple(sizes), dictionary)
+        previous = len(dictionary)
+        w_ts = w_st.T  # PROC from target to source on the same pairs is the transpose
+        pairs = mutual_neighbours(source, target, w_st, w_ts)
+        if not pairs:  # nothing to grow from: keep this round's map
+            return Bootstrap(w_st, tuple(sizes), dictionary)
+        pairs.sort(key=lambda p: (-p[2], p[0]))
+        keep = min(int(growth * len(dictionary)), limit)
+        dictionary = tuple((s, t) for s, t, _ in pairs[:keep])
