@@ -135,7 +135,7 @@ def test_another_metric_and_models_table(hand):
 
 def test_consistency_is_empty_below_three_recipients(hand):
     consistency = hand.tables["consistency"]
-    assert len(consistency) == 9  # 3 regimes × model | family | size
+    assert len(consistency) == 12  # 3 regimes × model | family | size | size_bucket
     assert (consistency["n_sources"] == 0).all() and consistency["median"].isna().all()
 
 
@@ -209,8 +209,10 @@ def test_consistency_index_by_model_family_and_size():
     assert tuple(summary.loc[("MT-CL", "model")]) == pytest.approx((-1 / 3, -1 / 3, -1 / 3, 4))
     # families: llama averages to [1, 2, 3], qwen is reversed → τ = −1
     assert tuple(summary.loc[("MT-CL", "family")]) == pytest.approx((-1, -1, -1, 4))
-    # sizes: S = mean(llama-1b, qwen-1.5b) = [2, 2, 2] is constant → τ undefined, no source
-    assert summary.loc[("MT-CL", "size"), "n_sources"] == 0
+    # exact sizes 1, 1.5 and 8 are one model each: the same index as by model
+    assert tuple(summary.loc[("MT-CL", "size")]) == pytest.approx((-1 / 3, -1 / 3, -1 / 3, 4))
+    # buckets: S = mean(llama-1b, qwen-1.5b) = [2, 2, 2] is constant → τ undefined, no source
+    assert summary.loc[("MT-CL", "size_bucket"), "n_sources"] == 0
     assert summary.loc[("CT-ML", "model"), "n_sources"] == 0
 
 
