@@ -324,6 +324,11 @@ def test_typological_distances_from_uriel():
     )
     assert pair.loc[("es", "it"), "syntax"] < pair.loc[("es", "zh"), "syntax"]
     assert pair.loc[("de", "en"), "syntax"] < pair.loc[("en", "zh"), "syntax"]
+    # zh is Mandarin (cmn), as in the reference study, not URIEL's macrolanguage zho
+    as_cmn = typological_distances(["en", "cmn"]).iloc[0]
+    as_zho = typological_distances(["en", "zho"]).iloc[0]
+    assert pair.loc[("en", "zh")].tolist() == as_cmn[["syntax", "phonology", "inventory"]].tolist()
+    assert pair.loc[("en", "zh"), "syntax"] != as_zho["syntax"]
 
 
 def test_distance_correlation_of_mt_cl_transfer():
