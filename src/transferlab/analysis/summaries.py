@@ -138,12 +138,12 @@ def onoff_task(cells: pd.DataFrame, metric: str) -> pd.DataFrame:
 MIN_ON, MIN_OFF = 3, 5
 
 
-def onoff_family(onoff: pd.DataFrame) -> pd.DataFrame:
+def onoff_family(onoff: pd.DataFrame, min_on: int = MIN_ON, min_off: int = MIN_OFF) -> pd.DataFrame:
     """Return per (model, source task) the on- and off-task means averaged over source languages.
 
-    `onoff` is `onoff_task`'s table; a source counts when n_on ≥ 3 and n_off ≥ 5.
+    `onoff` is `onoff_task`'s table; a source counts when n_on ≥ `min_on` and n_off ≥ `min_off`.
     """
-    kept = onoff[(onoff["n_on"] >= MIN_ON) & (onoff["n_off"] >= MIN_OFF)]
+    kept = onoff[(onoff["n_on"] >= min_on) & (onoff["n_off"] >= min_off)]
     table = kept.groupby(["model", "source_task"], sort=True).agg(
         on_task=("on_task", "mean"),
         off_task=("off_task", "mean"),
