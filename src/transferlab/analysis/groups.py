@@ -71,7 +71,7 @@ def check_task_groups(
                 raise UserError(
                     where,
                     f"task group {name!r}: no task {task!r}{did_you_mean(task, known)}",
-                    f"name tasks of the results: {', '.join(known)}",
+                    f"name one of: {', '.join(known)}",
                 )
             if task in owner:
                 raise UserError(
