@@ -7,7 +7,6 @@ import gzip
 import logging
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -168,23 +167,6 @@ def test_export_round_trips_into_the_same_analysis(tmp_path, monkeypatch, capsys
     again = tmp_path / "again.csv"
     assert run_cli(monkeypatch, capsys, "export", exported, "--out", again)[0] == 0
     assert again.read_text() == exported.read_text()
-
-
-def test_paper_shaped_grid_row_counts_and_timing(tmp_path, monkeypatch, capsys):
-    path = tmp_path / "transfer_results.csv"
-    paper_grid().to_csv(path, index=False)
-    start = time.perf_counter()
-    code, out, err = run_cli(monkeypatch, capsys, "analyze", path, "--out", tmp_path / "out")
-    elapsed = time.perf_counter() - start
-    assert code == 0, err
-    regimes = pd.read_csv(tmp_path / "out" / "regimes.csv").set_index("regime")["n"]
-    assert regimes.to_dict() == {
-        "MT-ML": 396, "MT-CL": 3960, "CT-ML": 1188, "CT-CL": 11880, "transfer": 17028
-    }  # fmt: skip
-    consistency = pd.read_csv(tmp_path / "out" / "consistency.csv")
-    assert (consistency.loc[consistency["grouping"] == "model", "n_sources"] == 44).all()
-    with capsys.disabled():
-        print(f"\nanalyze of the 17,424-row paper-shaped table: {elapsed:.1f} s")
 
 
 def _drop_column(frame):
