@@ -171,6 +171,7 @@ def test_task_groups_from_the_caller_or_the_study(run_dir, tmp_path):
     for subset, want in expected["mtcl_by_task_group"].set_index("subset").iterrows():
         assert [float(cell["sort"]) for cell in mtcl[subset][1:]] == pytest.approx(want.tolist())
     assert "Task groups: g = arc" in html
+    assert "For each task group also the transfer rows whose source or target task" in html
     roles = grouped.tables["table-roles-task-group"]
     assert [(row[0]["text"], row[1]["text"]) for row in roles][:2] == [("g", "de"), ("g", "en")]
     correlation = grouped.tables["table-donor-correlation"][0]
