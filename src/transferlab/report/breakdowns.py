@@ -12,7 +12,7 @@ from transferlab.report.document import (
     number_cell,
     text_cell,
 )
-from transferlab.report.sections import HARM, Context
+from transferlab.report.sections import HARM, Context, empty_notice
 from transferlab.report.stat_tables import SUMMARY_COLUMNS, summary_cells
 
 
@@ -59,6 +59,10 @@ def task_group_roles_blocks(ctx: Context) -> list[Block]:
     if not ctx.result.task_groups:
         return []
     roles = ctx.result.tables["roles_language_by_task_group"]
+    if roles.empty:
+        return [
+            empty_notice("roles-task-group-none", "language roles by task group (no MT-CL rows)")
+        ]
     rows = frame_rows(
         roles,
         [
