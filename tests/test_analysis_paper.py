@@ -216,11 +216,12 @@ def consistency_per_source(frame: pd.DataFrame, regime: str, unit: str) -> pd.Se
     index = {}
     for source, block in rows.groupby(["fine_tuned_dataset", "fine_tuned_language"]):
         wide = block.groupby([*RECIPIENTS[regime], unit])[DELTA].mean().unstack(unit)
+        values = wide.to_numpy(float).T  # units × recipients
         taus = []
-        for u, v in itertools.combinations(wide.columns, 2):
-            pair = wide[[u, v]].dropna()
-            if len(pair) >= 3:
-                tau = stats.kendalltau(pair[u], pair[v]).statistic
+        for u, v in itertools.combinations(values, 2):
+            shared = ~np.isnan(u) & ~np.isnan(v)
+            if shared.sum() >= 3:
+                tau = stats.kendalltau(u[shared], v[shared]).statistic
                 if np.isfinite(tau):
                     taus.append(tau)
         if taus:
