@@ -26,16 +26,34 @@ PAPER_LANGUAGES = ["ar", "bn", "de", "en", "es", "fr", "hi", "id", "it", "pt", "
 
 
 def paper_grid(
-    models=PAPER_MODELS, tasks=PAPER_TASKS, languages=PAPER_LANGUAGES, seed: int = 0
+    models=PAPER_MODELS,
+    tasks=PAPER_TASKS,
+    languages=PAPER_LANGUAGES,
+    seed: int = 0,
+    shared: float = 0.0,
 ) -> pd.DataFrame:
-    """Return a synthetic `transfer_results.csv` with model, source and target effects."""
+    """Return a synthetic `transfer_results.csv` with model, source and target effects.
+
+    Each model has its own effects; `shared` scales target-cell effects common to all models
+    (SD `shared`) and to the models of a family (SD `shared` / 2), so models rank recipients
+    alike to a degree.
+    """
     rng = np.random.default_rng(seed)
     cells = list(itertools.product(tasks, languages))
+    # a generator of its own, so shared=0 gives the same table as before
+    common = np.random.default_rng(seed + 1)
+    common_target = shared * common.normal(0, 1.0, len(cells))
+    family_target = {
+        family: shared * common.normal(0, 0.5, len(cells))
+        for family in sorted({name.split("/")[-1][:4].lower() for name, _ in models})
+    }
     rows = []
     for name, size in models:
         model_effect = rng.normal(0, 2)
         source_effect = dict(zip(cells, rng.normal(0, 1.5, len(cells)), strict=True))
-        target_effect = dict(zip(cells, rng.normal(0, 1.0, len(cells)), strict=True))
+        target_effect = rng.normal(0, 1.0, len(cells)) + common_target
+        target_effect += family_target[name.split("/")[-1][:4].lower()]
+        target_effect = dict(zip(cells, target_effect, strict=True))
         base = dict(zip(cells, rng.integers(100, 300, len(cells)) / 400, strict=True))
         for source, target in itertools.product(cells, cells):
             regime = regime_of(*source, *target).value

@@ -81,7 +81,10 @@ def test_roles_are_per_model_means_averaged_across_models(hand):
 
 
 def test_onoff_task_per_model_and_source(hand):
-    assert records(hand.tables["onoff_task"]) == approx(
+    onoff = hand.tables["onoff_task"]
+    # one other language on-task, the other task in both languages off-task
+    assert (onoff["n_on"] == 1).all() and (onoff["n_off"] == 2).all()
+    assert records(onoff.drop(columns=["n_on", "n_off"])) == approx(
         [
             ("llama-1b", "arc", "de", 2.0, -0.5, 50.0),
             ("llama-1b", "arc", "en", -2.0, -1.0, 50.0),
@@ -135,7 +138,7 @@ def test_another_metric_and_models_table(hand):
 
 def test_consistency_is_empty_below_three_recipients(hand):
     consistency = hand.tables["consistency"]
-    assert len(consistency) == 9  # 3 regimes × model | family | size
+    assert len(consistency) == 12  # 3 regimes × model | family | size | size_bucket
     assert (consistency["n_sources"] == 0).all() and consistency["median"].isna().all()
 
 
@@ -209,8 +212,10 @@ def test_consistency_index_by_model_family_and_size():
     assert tuple(summary.loc[("MT-CL", "model")]) == pytest.approx((-1 / 3, -1 / 3, -1 / 3, 4))
     # families: llama averages to [1, 2, 3], qwen is reversed → τ = −1
     assert tuple(summary.loc[("MT-CL", "family")]) == pytest.approx((-1, -1, -1, 4))
-    # sizes: S = mean(llama-1b, qwen-1.5b) = [2, 2, 2] is constant → τ undefined, no source
-    assert summary.loc[("MT-CL", "size"), "n_sources"] == 0
+    # exact sizes 1, 1.5 and 8 are one model each: the same index as by model
+    assert tuple(summary.loc[("MT-CL", "size")]) == pytest.approx((-1 / 3, -1 / 3, -1 / 3, 4))
+    # buckets: S = mean(llama-1b, qwen-1.5b) = [2, 2, 2] is constant → τ undefined, no source
+    assert summary.loc[("MT-CL", "size_bucket"), "n_sources"] == 0
     assert summary.loc[("CT-ML", "model"), "n_sources"] == 0
 
 
@@ -322,6 +327,11 @@ def test_typological_distances_from_uriel():
     )
     assert pair.loc[("es", "it"), "syntax"] < pair.loc[("es", "zh"), "syntax"]
     assert pair.loc[("de", "en"), "syntax"] < pair.loc[("en", "zh"), "syntax"]
+    # zh is Mandarin (cmn), as in the reference study, not URIEL's macrolanguage zho
+    as_cmn = typological_distances(["en", "cmn"]).iloc[0]
+    as_zho = typological_distances(["en", "zho"]).iloc[0]
+    assert pair.loc[("en", "zh")].tolist() == as_cmn[["syntax", "phonology", "inventory"]].tolist()
+    assert pair.loc[("en", "zh"), "syntax"] != as_zho["syntax"]
 
 
 def test_distance_correlation_of_mt_cl_transfer():

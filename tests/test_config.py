@@ -112,6 +112,14 @@ def test_models_may_be_given_by_reference_or_with_a_name(tmp_path):
     assert [m.display_name for m in study.models] == ["gemma-3-270m", "x"]
 
 
+def test_task_groups_name_tasks_of_the_study(tmp_path):
+    study = load_study(_write(tmp_path, task_groups={"curated": ["country_currency"]}))
+    assert study.task_groups == {"curated": ["country_currency"]}
+    assert load_study(_write(tmp_path)).task_groups == {}
+    overridden = load_study(_write(tmp_path), ["task_groups.facts=[country_continent]"])
+    assert overridden.task_groups == {"facts": ["country_continent"]}
+
+
 MALFORMED = [
     ({"seed": [1]}, "unknown key 'seed' (did you mean 'seeds'?)"),
     ({"evaluation": {"batch_sise": 4}}, "unknown key 'evaluation.batch_sise' (did you mean"),
@@ -132,6 +140,12 @@ MALFORMED = [
     ({"languages": ["en", "en"]}, "listed twice"),
     ({"train_data": {"items_per_source": 3}}, "below training.min_train_items"),
     ({"evaluation": {"device": "cuda:0"}, "executor": {"kind": "local"}}, "cuda"),
+    (
+        {"task_groups": {"g": ["country_continant"]}},
+        "task_groups: task group 'g': no task 'country_continant' (did you mean",
+    ),
+    ({"task_groups": {"g": "country_continent"}}, "task_groups.g"),
+    ({"task_groups": {"all": ["country_continent"]}}, "'all' cannot name a task group"),
 ]
 
 

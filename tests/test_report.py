@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -139,6 +140,55 @@ def test_regime_table_shows_the_analysis_numbers(run_dir, report):
     # the synthetic study's effects: own cell ≫ other language > other task > 0 > both other
     assert means["MT-ML"] > means["MT-CL"] > means["CT-ML"] > 0 > means["CT-CL"]
     assert "harm" in rows["CT-CL"][3]["class"] and "gain" in rows["MT-ML"][3]["class"]
+
+
+def test_breakdown_tables_show_the_analysis_numbers(run_dir, report):
+    _, html, page = report
+    expected = run_analysis(read_results(run_dir)).tables
+    family = {row[0]["text"]: row for row in page.tables["table-roles-family"]}
+    assert list(family) == ["Chinese", "Germanic", "Indic"]  # en, de, hi, zh
+    assert family["Germanic"][1]["text"] == "de, en"
+    roles = expected["roles_language_by_family"].set_index("family")
+    for name, row in family.items():
+        assert float(row[2]["sort"]) == pytest.approx(roles.loc[name, "donor"])
+        assert float(row[3]["sort"]) == pytest.approx(roles.loc[name, "recipient"])
+    summary = expected["onoff_task_summary"].set_index("source_task")
+    for row in page.tables["table-onoff-task"]:
+        task = row[0]["text"]
+        assert [float(cell["sort"]) for cell in row[1:]] == pytest.approx(
+            summary.loc[task].tolist()
+        )
+    # 4 languages give 3 on-task cells per adapter but only 4 off-task ones: below the rule
+    assert "table-onoff-family" not in page.tables
+    assert "table-mtcl-task-group" not in page.tables  # no task groups without being asked
+
+
+def test_task_groups_from_the_caller_or_the_study(run_dir, tmp_path):
+    grouped = Page(html := build_report(run_dir, task_groups={"g": ["arc"]}))
+    expected = run_analysis(read_results(run_dir), task_groups={"g": ["arc"]}).tables
+    mtcl = {row[0]["text"]: row for row in grouped.tables["table-mtcl-task-group"]}
+    assert list(mtcl) == ["all", "g", "rest"]
+    for subset, want in expected["mtcl_by_task_group"].set_index("subset").iterrows():
+        assert [float(cell["sort"]) for cell in mtcl[subset][1:]] == pytest.approx(want.tolist())
+    assert "Task groups: g = arc" in html
+    assert "For each task group also the transfer rows whose source or target task" in html
+    roles = grouped.tables["table-roles-task-group"]
+    assert [(row[0]["text"], row[1]["text"]) for row in roles][:2] == [("g", "de"), ("g", "en")]
+    correlation = grouped.tables["table-donor-correlation"][0]
+    assert [cell["text"] for cell in correlation[:2]] == ["g", "not g"]
+    want = expected["donor_correlation_by_task_group"].iloc[0]
+    assert float(correlation[2]["sort"]) == pytest.approx(want["spearman_rho"])
+    # a run directory's study config carries its task groups into a rewritten report
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("results_per_seed.csv", "items.csv.gz"):
+        (copy / name).write_bytes((run_dir / name).read_bytes())
+    info = json.loads((run_dir / "run_info.json").read_text())
+    info["config"]["task_groups"] = {"g": ["arc"]}
+    (copy / "run_info.json").write_text(json.dumps(info))
+    assert "table-mtcl-task-group" in Page(build_report(copy)).tables
+    with pytest.raises(UserError, match="task group 'g': no task 'arx'"):
+        build_report(run_dir, task_groups={"g": ["arx"]})
 
 
 def test_user_strings_are_escaped(report):

@@ -22,7 +22,7 @@ from transferlab.store import Store
 
 @pytest.fixture
 def study(tmp_path, tiny_model_dir) -> Path:
-    return write_study(tmp_path, tiny_model_dir)
+    return write_study(tmp_path, tiny_model_dir, task_groups={"first": ["alpha"]})
 
 
 def _starts(out: Path) -> list[str]:
@@ -87,6 +87,8 @@ def test_a_study_runs_to_the_end_and_writes_every_export(study):
 
     paper = pd.read_csv(out / "results.csv")
     assert len(paper) == 16 and {"delta_score_norm_mean", "n_seeds"} <= set(paper.columns)
+    # the study's task groups split the report's analysis
+    assert 'id="table-mtcl-task-group"' in (out / "report.html").read_text(encoding="utf-8")
 
     assert "complete: every job is done" in study_status(study)
     before = (out / "results_per_seed.csv").read_bytes()

@@ -45,11 +45,40 @@ def app(verbose: bool) -> None:
     metavar="MODEL=FAMILY",
     help="Override the family read from a model's name (repeatable).",
 )
-def analyze(results: Path, out_dir: Path, metric: str | None, families: tuple[str, ...]) -> None:
+@click.option(
+    "--task-group",
+    "task_groups",
+    multiple=True,
+    metavar="NAME=TASK[,TASK...]",
+    help="Also split the analysis by this group of tasks, e.g. curated=global_mmlu (repeatable).",
+)
+@click.option(
+    "--language-family",
+    "language_families",
+    multiple=True,
+    metavar="LANG=FAMILY",
+    help="Set a language's family for the roles by family (repeatable; default: the reference "
+    "study's families).",
+)
+def analyze(
+    results: Path,
+    out_dir: Path,
+    metric: str | None,
+    families: tuple[str, ...],
+    task_groups: tuple[str, ...],
+    language_families: tuple[str, ...],
+) -> None:
     """Reproduce the reference study's tables and figures from a results table."""
     from transferlab.analysis.command import analyze_results
 
-    regimes = analyze_results(results, out_dir, metric=metric, families=families)
+    regimes = analyze_results(
+        results,
+        out_dir,
+        metric=metric,
+        families=families,
+        task_groups=task_groups,
+        language_families=language_families,
+    )
     click.echo(regimes.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
     click.echo(f"Wrote tables and figures to {out_dir}")
 
@@ -300,15 +329,29 @@ def config_show(study, overrides) -> None:
     type=click.Path(path_type=Path),
     help="Also render the report in headless Chromium and save a full-page PNG here.",
 )
+@click.option(
+    "--task-group",
+    "task_groups",
+    multiple=True,
+    metavar="NAME=TASK[,TASK...]",
+    help="Also split the analysis by this group of tasks (repeatable; default: the study's "
+    "task_groups from run_info.json).",
+)
 def report(
-    source: Path, out_file: Path | None, metric: str | None, screenshot: Path | None
+    source: Path,
+    out_file: Path | None,
+    metric: str | None,
+    screenshot: Path | None,
+    task_groups: tuple[str, ...],
 ) -> None:
     """Write the single-file HTML report of a run directory or a results table."""
+    from transferlab.analysis.command import parse_task_groups
     from transferlab.report import require_chromium, screenshot_report, write_report
 
     if screenshot is not None:
         require_chromium()  # before anything is written
-    written = write_report(source, out_file, metric=metric)
+    groups = parse_task_groups(task_groups) if task_groups else None
+    written = write_report(source, out_file, metric=metric, task_groups=groups)
     click.echo(f"Report: {written}")
     if screenshot is not None:
         click.echo(f"Screenshot: {screenshot_report(written, screenshot)}")

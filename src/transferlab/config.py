@@ -79,6 +79,9 @@ class Study(_Section):
     train_data: TrainData = TrainData()
     evaluation: EvaluationSettings = EvaluationSettings()
     executor: ExecutorSettings = ExecutorSettings()
+    task_groups: dict[str, list[str]] = Field(
+        {}, description="named groups of tasks the analysis is also split by, e.g. curated: [x]"
+    )
     out_dir: Path | None = None
     # Where the YAML was read from: relative task paths and error messages refer to it.
     _origin: Path = PrivateAttr(Path("<study>"))
@@ -269,6 +272,10 @@ def _check_grid(study: Study) -> None:
                     f"task {name!r} has no language {lang!r}{did_you_mean(lang, spec.languages)}",
                     f"{name} offers: {', '.join(spec.languages)}",
                 )
+    if study.task_groups:  # the analysis's own check, so a run cannot end in a rejected report
+        from transferlab.analysis.groups import check_task_groups
+
+        check_task_groups(study.task_groups, specs, f"{where}: task_groups")
     cells = set(study.cells)
     try:
         sources = study.source_list

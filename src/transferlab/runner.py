@@ -227,13 +227,13 @@ def _export(plan: Plan, store: Store, out: Path) -> str:
     return regimes.to_string(index=False, float_format=lambda x: f"{x:.2f}")
 
 
-def _report(out: Path) -> str:
+def _report(out: Path, task_groups: dict[str, list[str]]) -> str:
     try:
         from transferlab.report import write_report
     except ImportError as error:
         log.warning("the report module is not available (%s); report.html skipped", error)
         return ""
-    return str(write_report(out, None))
+    return str(write_report(out, None, task_groups=task_groups))
 
 
 def _execute(plan: Plan, store: Store, executor: Executor, progress: bool) -> _Driver:
@@ -292,7 +292,7 @@ def run_study(
 
         write_info()
         table = _export(plan, store, out)
-        report = _report(out) if (out / "results.csv").exists() else ""
+        report = _report(out, config.task_groups) if (out / "results.csv").exists() else ""
         timings["analysis_s"] = round(time.perf_counter() - t1, 3)
         write_info()
     finally:

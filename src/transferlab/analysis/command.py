@@ -17,10 +17,11 @@ from transferlab.analysis.aggregate import to_paper_schema
 from transferlab.analysis.bootstrap import items_from_frame
 from transferlab.analysis.distance import typological_distances
 from transferlab.analysis.figures import analysis_figures, png_bytes
+from transferlab.analysis.groups import REFERENCE_LANGUAGE_FAMILIES, check_task_groups
 from transferlab.analysis.result import INDEXED_TABLES, run_analysis
 from transferlab.analysis.schema import ResultsTable, table_from_frame
 from transferlab.conversion import sha256_file
-from transferlab.errors import UserError
+from transferlab.errors import UserError, did_you_mean
 
 logger = logging.getLogger(__name__)
 
@@ -92,19 +93,61 @@ def _check_writable_dir(out_dir: Path) -> None:
         raise UserError(out_dir, "exists and is not a directory", "choose another --out")
 
 
+def _parse_pairs(entries: Iterable[str], option: str, form: str, example: str) -> dict[str, str]:
+    """{key: value} from KEY=VALUE entries of a repeatable option; UserError names the option."""
+    pairs = {}
+    for entry in entries:
+        key, sep, value = entry.rpartition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UserError(option, f"{entry!r} is not {form}", f"e.g. {option} {example}")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
 def parse_families(entries: Iterable[str] | Mapping[str, str]) -> dict[str, str]:
     """Return {model: family} from `MODEL=FAMILY` entries (a mapping is taken as it is)."""
     if isinstance(entries, Mapping):
         return dict(entries)
-    families = {}
-    for entry in entries:
-        model, sep, family = entry.rpartition("=")
-        if not sep or not model.strip() or not family.strip():
+    return _parse_pairs(entries, "--family", "MODEL=FAMILY", "Qwen/Qwen2.5-7B=qwen")
+
+
+def language_family_map(entries: Iterable[str], languages: Iterable[str]) -> dict[str, str] | None:
+    """Return the reference study's {language: family} with `LANG=FAMILY` entries applied
+    (None when there are none: the analysis's default); each LANG must be one of `languages`."""
+    overrides = _parse_pairs(entries, "--language-family", "LANG=FAMILY", "sw=Bantu")
+    known = sorted(set(languages))
+    for language in overrides:
+        if language not in known:
             raise UserError(
-                "--family", f"{entry!r} is not MODEL=FAMILY", "e.g. --family Qwen/Qwen2.5-7B=qwen"
+                "--language-family",
+                f"no language {language!r} in the results{did_you_mean(language, known)}",
+                f"name one of: {', '.join(known)}",
             )
-        families[model.strip()] = family.strip()
-    return families
+    return {**REFERENCE_LANGUAGE_FAMILIES, **overrides} if overrides else None
+
+
+def parse_task_groups(
+    entries: Iterable[str] | Mapping[str, Iterable[str]],
+) -> dict[str, tuple[str, ...]]:
+    """Return {group: tasks} from `NAME=TASK[,TASK...]` entries (a mapping is taken as it is)."""
+    if isinstance(entries, Mapping):
+        return {name: tuple(tasks) for name, tasks in entries.items()}
+    groups: dict[str, tuple[str, ...]] = {}
+    for entry in entries:
+        name, sep, tasks = entry.partition("=")
+        listed = tuple(task.strip() for task in tasks.split(","))
+        if not sep or not name.strip() or "" in listed:
+            raise UserError(
+                "--task-group",
+                f"{entry!r} is not NAME=TASK[,TASK...]",
+                "e.g. --task-group curated=global_mmlu",
+            )
+        if name.strip() in groups:
+            raise UserError(
+                "--task-group", f"group {name.strip()!r} is given twice", "give each group once"
+            )
+        groups[name.strip()] = listed
+    return groups
 
 
 def analyze_results(
@@ -112,19 +155,35 @@ def analyze_results(
     out_dir: Path | str,
     metric: str | None = None,
     families: Iterable[str] | Mapping[str, str] = (),
+    task_groups: Iterable[str] | Mapping[str, Iterable[str]] = (),
+    language_families: Iterable[str] = (),
 ) -> pd.DataFrame:
     """Write every analysis table (CSV) and figure (PNG) of a results table; return the regimes.
 
-    `families` overrides the family of named models (`MODEL=FAMILY` entries or a mapping).
+    `families` overrides the family of named models (`MODEL=FAMILY` entries or a mapping);
+    `task_groups` names groups of tasks (`NAME=TASK[,TASK...]` entries or a mapping);
+    `language_families` (`LANG=FAMILY`) extends or overrides the reference study's families.
     """
     out_dir = Path(out_dir)
     _check_writable_dir(out_dir)
     overrides = parse_families(families)
+    groups = parse_task_groups(task_groups)
     table = read_results(path)
     if overrides:
         table = table.with_families(overrides)
-    languages = sorted(set(table.cells["source_language"]) | set(table.cells["target_language"]))
-    result = run_analysis(table, metric, distances=typological_distances(languages))
+    cells = table.cells
+    groups = check_task_groups(
+        groups, set(cells["source_task"]) | set(cells["target_task"]), "--task-group"
+    )
+    languages = sorted(set(cells["source_language"]) | set(cells["target_language"]))
+    families_by_language = language_family_map(language_families, languages)
+    result = run_analysis(
+        table,
+        metric,
+        distances=typological_distances(languages),
+        task_groups=groups,
+        language_families=families_by_language,
+    )
     pngs = {name: png_bytes(figure) for name, figure in analysis_figures(result).items()}
     info = {
         "input": table.where,
@@ -134,6 +193,7 @@ def analyze_results(
         "rows": len(table.cells),
         "holes": table.holes,
         "bootstrap": {"replicates": result.n_boot, "seed": result.seed, "level": 0.95},
+        "task_groups": {name: list(tasks) for name, tasks in result.task_groups.items()},
         "models": result.tables["models"].to_dict(orient="records"),
         "versions": {"transferlab": version("transferlab"), "pandas": pd.__version__},
     }

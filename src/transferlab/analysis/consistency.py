@@ -2,7 +2,9 @@
 
 For each source cell within a regime, the Kendall τ-b between every pair of units over the
 recipients they share (at least 3), averaged over pairs; summarised per regime by the median and
-IQR over sources (PROTOCOL.md §1).
+IQR over sources (PROTOCOL.md §1). The units are models, families (Δ averaged over the sizes of
+a family), exact model sizes (Δ averaged over the families of a size, as the reference study's
+released analysis does) and the S/M/L size buckets.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ RECIPIENTS: dict[str, list[str]] = {
     Regime.CT_ML.value: ["target_task"],
     Regime.CT_CL.value: ["target_task", "target_language"],
 }
-GROUPINGS: dict[str, str] = {"model": "model", "family": "model_family", "size": "size_bucket"}
+# grouping name -> the column of `cells` whose values are the units compared
+GROUPINGS: dict[str, str] = {
+    "model": "model",
+    "family": "model_family",
+    "size": "size_b",
+    "size_bucket": "size_bucket",
+}
 
 
 def kendall_tau_b_matrix(values: np.ndarray) -> np.ndarray:
@@ -48,6 +56,7 @@ def source_consistency(cells: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Return `regime, grouping, source_task, source_language, ci, n_pairs` per source cell.
 
     A family or size unit's Δ is the mean over its models; `ci` is the mean τ-b over unit pairs.
+    Groupings with fewer than two units (one family, one size) give no rows.
     """
     rows = []
     for regime, recipient in RECIPIENTS.items():

@@ -23,6 +23,9 @@ from transferlab.grid import Regime
 logger = logging.getLogger(__name__)
 
 FEATURE_SETS = {"syntax": "S_", "phonology": "P_", "inventory": "INV_"}
+# ISO 639-1 codes the reference study maps to a language rather than URIEL's macrolanguage:
+# URIEL's `zho` has other imputed features than Mandarin's `cmn`, the code the study used
+ISO_639_3 = {"zh": "cmn"}
 CORRELATION_COLUMNS = [
     "feature_set",
     "n_pairs",
@@ -58,7 +61,7 @@ def typological_distances(languages: list[str]) -> pd.DataFrame:
     index = {code: i for i, code in enumerate(langs)}
     known = {}
     for language in languages:
-        code = letter_codes.get(language, language)
+        code = ISO_639_3.get(language) or letter_codes.get(language, language)
         if code in index:
             known[language] = index[code]
         else:

@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from transferlab.analysis.bootstrap import cell_ci
 from transferlab.analysis.consistency import consistency_summary, source_consistency
 from transferlab.analysis.distance import distance_correlation, distance_pairs
+from transferlab.analysis.groups import (
+    REFERENCE_LANGUAGE_FAMILIES,
+    check_task_groups,
+    donor_correlation,
+    language_family_roles,
+    mtcl_by_task_group,
+    roles_by_task_group,
+    variance_subsets,
+)
 from transferlab.analysis.schema import ResultsTable
 from transferlab.analysis.summaries import (
     harm_breakdown,
     language_matrix,
     language_roles,
+    onoff_family,
     onoff_task,
+    onoff_task_summary,
     regime_subsets,
     regime_table,
     task_matrix,
     task_roles,
+    uplift_table,
 )
 from transferlab.analysis.variance import variance_table
 
@@ -28,7 +41,8 @@ INDEXED_TABLES = ("matrix_language", "matrix_task")
 
 @dataclass(frozen=True)
 class AnalysisResult:
-    """The analysis of one results table: `tables` by name, the Δ column analysed, the input."""
+    """The analysis of one results table: `tables` by name, the Δ column analysed, the input
+    and the task groups it was split by."""
 
     metric: str
     tables: dict[str, pd.DataFrame]
@@ -36,6 +50,7 @@ class AnalysisResult:
     holes: int = 0
     n_boot: int = 1000
     seed: int = 0
+    task_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def run_analysis(
@@ -44,33 +59,55 @@ def run_analysis(
     n_boot: int = 1000,
     seed: int = 0,
     distances: pd.DataFrame | None = None,
+    task_groups: Mapping[str, Iterable[str]] | None = None,
+    language_families: Mapping[str, str] | None = None,
 ) -> AnalysisResult:
     """Return every analysis table of `table` on the Δ column `metric` (None: headline).
 
-    Tables: regimes (with a bootstrap CI of the mean), roles_language, roles_task, variance,
-    consistency (+ consistency_sources, one CI per source), onoff_task, harm, matrix_language,
-    matrix_task (indexed by source), cell_ci (empty without items), models; with
-    `distances` (`distance.typological_distances`) also distance_pairs, distance_correlation.
+    Tables: regimes (with a bootstrap CI of the mean), uplift, roles_language,
+    roles_language_by_family, roles_task, variance, consistency (+ consistency_sources, one CI
+    per source), onoff_task, onoff_family, onoff_task_summary, harm, matrix_language,
+    matrix_task (indexed by source), cell_ci (empty without items), models; with `distances`
+    (`distance.typological_distances`) also distance_pairs, distance_correlation; with
+    `task_groups` ({name: tasks}) also mtcl_by_task_group, roles_language_by_task_group,
+    donor_correlation_by_task_group and each group's subsets in variance.
+    `language_families` maps languages to families (default: the reference study's).
     """
     column = table.metric_column(metric)
     cells = table.cells
+    tasks = set(cells["source_task"]) | set(cells["target_task"])
+    groups = check_task_groups(task_groups or {}, tasks, f"{table.where}: task groups")
     per_source = source_consistency(cells, column)
+    roles = language_roles(cells, column)
+    onoff = onoff_task(cells, column)
+    subsets = {"all": cells, **regime_subsets(cells), **variance_subsets(cells, groups)}
     tables = {
         "regimes": regime_table(cells, column, n_boot=n_boot, seed=seed),
-        "roles_language": language_roles(cells, column),
+        "uplift": uplift_table(cells, column),
+        "roles_language": roles,
+        "roles_language_by_family": language_family_roles(
+            roles, REFERENCE_LANGUAGE_FAMILIES if language_families is None else language_families
+        ),
         "roles_task": task_roles(cells, column),
-        "variance": variance_table({"all": cells, **regime_subsets(cells)}, column),
+        "variance": variance_table(subsets, column),
         "consistency": consistency_summary(per_source),
         "consistency_sources": per_source,
-        "onoff_task": onoff_task(cells, column),
+        "onoff_task": onoff,
+        "onoff_family": onoff_family(onoff),
+        "onoff_task_summary": onoff_task_summary(cells, column),
         "harm": harm_breakdown(cells, column),
         "matrix_language": language_matrix(cells, column),
         "matrix_task": task_matrix(cells, column),
         "cell_ci": cell_ci(table.items, column, n_boot=n_boot, seed=seed),
         "models": table.models,
     }
+    if groups:
+        by_group = roles_by_task_group(cells, column, groups)
+        tables["mtcl_by_task_group"] = mtcl_by_task_group(cells, column, groups)
+        tables["roles_language_by_task_group"] = by_group
+        tables["donor_correlation_by_task_group"] = donor_correlation(by_group, groups)
     if distances is not None:
         pairs = distance_pairs(cells, column, distances)
         tables["distance_pairs"] = pairs
         tables["distance_correlation"] = distance_correlation(pairs)
-    return AnalysisResult(column, tables, table.where, table.holes, n_boot, seed)
+    return AnalysisResult(column, tables, table.where, table.holes, n_boot, seed, groups)

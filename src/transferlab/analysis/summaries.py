@@ -107,22 +107,66 @@ def task_roles(cells: pd.DataFrame, metric: str) -> pd.DataFrame:
     return _roles(rows, metric, "source_task", "target_task", "task")
 
 
+def uplift_table(cells: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Return the one-row `mean, median, pct_positive, n` of every transfer cell (not MT-ML)."""
+    summary = summarize(regime_subsets(cells)[TRANSFER][metric])
+    return pd.DataFrame([{k: summary[k] for k in ("mean", "median", "pct_positive", "n")}])
+
+
 def onoff_task(cells: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Return per (model, source) the mean MT-CL Δ, mean cross-task Δ and cross-task harm %."""
+    """Return per (model, source) the mean MT-CL Δ, mean cross-task Δ and cross-task harm %,
+    with the number of cells behind each mean (`n_on`, `n_off`)."""
     keys = ["model", "source_task", "source_language"]
-    on = cells[cells["regime"] == Regime.MT_CL.value].groupby(keys)[metric].mean()
+    on = cells[cells["regime"] == Regime.MT_CL.value].groupby(keys)[metric].agg(["mean", "count"])
     cross = cells[cells["regime"].isin(CROSS_TASK)]
-    off = cross.groupby(keys)[metric].mean()
+    off = cross.groupby(keys)[metric].agg(["mean", "count"])
     harm = 100.0 * is_harm(cross[metric]).groupby([cross[k] for k in keys]).mean()
     sources = cells[keys].drop_duplicates().set_index(keys).index
     table = pd.DataFrame(
         {
-            "on_task": on.reindex(sources),
-            "off_task": off.reindex(sources),
+            "on_task": on["mean"].reindex(sources),
+            "off_task": off["mean"].reindex(sources),
             "off_task_harm_pct": harm.reindex(sources),
+            "n_on": on["count"].reindex(sources, fill_value=0),
+            "n_off": off["count"].reindex(sources, fill_value=0),
         }
     )
     return table.reset_index().sort_values(keys, ignore_index=True)
+
+
+# the reference study keeps a source's on/off profile only when enough cells stand behind it
+MIN_ON, MIN_OFF = 3, 5
+
+
+def onoff_family(onoff: pd.DataFrame, min_on: int = MIN_ON, min_off: int = MIN_OFF) -> pd.DataFrame:
+    """Return per (model, source task) the on- and off-task means averaged over source languages.
+
+    `onoff` is `onoff_task`'s table; a source counts when n_on ≥ `min_on` and n_off ≥ `min_off`.
+    """
+    kept = onoff[(onoff["n_on"] >= min_on) & (onoff["n_off"] >= min_off)]
+    table = kept.groupby(["model", "source_task"], sort=True).agg(
+        on_task=("on_task", "mean"),
+        off_task=("off_task", "mean"),
+        n_languages=("source_language", "count"),
+    )
+    return table.reset_index()
+
+
+def onoff_task_summary(cells: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Return per source task the MT-CL (on) and cross-task (off) n, mean, % positive, % harm,
+    pooled over every cell of every model and source language."""
+    parts = {"on": cells[cells["regime"] == Regime.MT_CL.value]}
+    parts["off"] = cells[cells["regime"].isin(CROSS_TASK)]
+    rows = []
+    for task in sorted(cells["source_task"].unique()):
+        row: dict[str, object] = {"source_task": task}
+        for side, subset in parts.items():
+            summary = summarize(subset.loc[subset["source_task"] == task, metric])
+            row.update(
+                {f"{side}_{k}": summary[k] for k in ("n", "mean", "pct_positive", "pct_harm")}
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 HARM_GROUPINGS = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -12,6 +13,12 @@ from pathlib import Path
 from transferlab.analysis import read_results, run_analysis
 from transferlab.analysis.figures import analysis_figures
 from transferlab.errors import UserError
+from transferlab.report.breakdowns import (
+    family_roles_blocks,
+    onoff_summary_tables,
+    task_group_mtcl_blocks,
+    task_group_roles_blocks,
+)
 from transferlab.report.document import Section
 from transferlab.report.render import render_html
 from transferlab.report.sections import (
@@ -48,12 +55,22 @@ def default_out_file(source: Path) -> Path:
     return (source if source.is_dir() else source.parent) / REPORT_FILE
 
 
-def build_report(source: Path | str, metric: str | None = None) -> str:
-    """Return the HTML report of a run directory or results table (nothing is written)."""
+def build_report(
+    source: Path | str,
+    metric: str | None = None,
+    task_groups: Mapping[str, Iterable[str]] | None = None,
+) -> str:
+    """Return the HTML report of a run directory or results table (nothing is written).
+
+    `task_groups` ({name: tasks}) also splits the analysis by groups of tasks; None takes the
+    study's `task_groups` from a `run_info.json` beside the table.
+    """
     source = Path(source)
     table = read_results(source)
     run_info = read_run_info(source if source.is_dir() else source.parent)
-    result = run_analysis(table, metric)
+    if task_groups is None:
+        task_groups = ((run_info or {}).get("config") or {}).get("task_groups") or {}
+    result = run_analysis(table, metric, task_groups=task_groups)
     delta = delta_name(table, result.metric)
     context = Context(table=table, result=result, delta=delta)
     seeds = sorted(int(s) for s in table.seeds["seed"].unique()) if table.seeds is not None else []
@@ -73,16 +90,23 @@ def build_report(source: Path | str, metric: str | None = None) -> str:
         "problems", "Failed or missing cells", [problems_notice(table.cells, run_info)]
     )
     figures = analysis_figures(result)
+    roles = roles_section(context, figures)
+    roles.blocks += family_roles_blocks(context)
+    roles.blocks += task_group_roles_blocks(context)
+    onoff = onoff_section(context, figures)
+    onoff.blocks += onoff_summary_tables(context)
+    harm = harm_section(context)
+    harm.blocks += task_group_mtcl_blocks(context)
     sections = [
         summary,
         regimes_section(context),
         heatmaps_section(context, figures),
         matrices_section(context),
-        roles_section(context, figures),
-        onoff_section(context, figures),
+        roles,
+        onoff,
         variance_section(context),
         consistency_section(context),
-        harm_section(context),
+        harm,
         problems,
     ]
     title = str((run_info or {}).get("study") or source.name)
@@ -98,18 +122,21 @@ def build_report(source: Path | str, metric: str | None = None) -> str:
 
 
 def write_report(
-    source: Path | str, out_file: Path | str | None = None, metric: str | None = None
+    source: Path | str,
+    out_file: Path | str | None = None,
+    metric: str | None = None,
+    task_groups: Mapping[str, Iterable[str]] | None = None,
 ) -> Path:
     """Write the single-file HTML report of a run directory or results table; return its path.
 
     Everything is read and analysed before anything is written, and the file appears whole
-    (written beside its destination, then renamed).
+    (written beside its destination, then renamed). `task_groups` as in `build_report`.
     """
     source = Path(source)
     out = Path(out_file) if out_file is not None else default_out_file(source)
     if out.is_dir():
         raise UserError(out, "is a directory", "give a file name such as report.html")
-    html = build_report(source, metric)
+    html = build_report(source, metric, task_groups)
     temporary = None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -272,6 +272,12 @@ def variance_section(ctx: Context) -> Section:
         "variance components for the source cell and the target cell, overall and per regime; "
         "each component's share of the total variance."
     )
+    if ctx.result.task_groups:
+        how += (
+            " For each task group also the transfer rows whose source or target task is in it "
+            "(named after the group) and those where neither is ('not …'), overall and per "
+            "regime with at least 50 rows."
+        )
     components = [c for c in ("model", "source", "target", "residual") if c in shares.columns]
     rows = [
         [text_cell(subset)] + [number_cell(shares.loc[subset, c], digits=1) for c in components]

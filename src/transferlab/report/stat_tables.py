@@ -79,7 +79,8 @@ def consistency_section(ctx: Context) -> Section:
         id="table-consistency",
         caption=(
             "Consistency index: for each source cell, Kendall τ-b between every pair of models "
-            "(or families, Δ averaged over sizes; or size buckets) over the recipients they share "
+            "(or families, Δ averaged over sizes; or exact model sizes, Δ averaged over families; "
+            "or size buckets S ≤1.5B, M <7B, L ≥7B) over the recipients they share "
             "(target language for MT-CL, target task for CT-ML, target cell for CT-CL; at least "
             "3), averaged over pairs; summarised over sources by the median and IQR. 1 = every "
             "model ranks the recipients alike; — = too few models or recipients."
