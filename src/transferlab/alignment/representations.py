@@ -89,8 +89,11 @@ def _forward(loaded: LoadedModel, batch: list[EncodedEntry], pooling: str, pad: 
         else:
             pool[row, entry.end - 1] = 1.0
     device = loaded.device
+    # The decoder alone: the LM head would project every position onto the whole vocabulary
+    # (Gemma's 262k tokens), most of the cost, for logits nothing here reads.
+    decoder = loaded.model.base_model
     with torch.inference_mode():
-        out = loaded.model(
+        out = decoder(
             input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True
         )
         layers = torch.stack([h.float() for h in out.hidden_states])  # [L+1, B, T, H]
