@@ -98,6 +98,45 @@ def test_align_writes_every_pair_layer_method_and_retrieval(
     assert set(table["n_test"]) == {353}
     assert (table["p1"] <= table["p5"]).all() and (table["p5"] <= table["p10"]).all()
     assert f"Wrote {len(table)} rows" in stdout
+    curves = pd.read_csv(out / "alignment_by_layer.csv")
+    expected = table.groupby(["model_state", "method", "retrieval", "layer"])["mrr"].mean()
+    found = curves.set_index(["model_state", "method", "retrieval", "layer"])["mean"]
+    pd.testing.assert_series_equal(found, expected, check_names=False)
+    change = pd.read_csv(out / "alignment_change.csv")
+    assert set(change["model_state"]) == {"de-lora"} and len(change) == len(table) // 2
+    one = change.iloc[0]
+    assert one["delta_mrr"] == pytest.approx(100 * (one["mrr"] - one["mrr_base"]))
+    distance = pd.read_csv(out / "alignment_distance.csv")
+    assert set(distance["feature_set"]) == {"syntax", "phonology", "inventory"}
+    assert set(distance["n"]) == {6}  # 6 ordered pairs of en, de, zh, all known to URIEL
+    assert (out / "alignment_layers.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "alignment_pairs.png").stat().st_size > 1000
+
+
+def test_align_relates_alignment_to_the_transfer_of_a_results_table(
+    tiny_model_dir, tmp_path, monkeypatch, capsys
+):
+    deltas = {("en", "de"): 2.0, ("de", "en"): 1.0, ("en", "zh"): -1.0, ("zh", "en"): 0.5,
+              ("de", "zh"): -2.0, ("zh", "de"): 0.0}  # fmt: skip
+    rows = [
+        {"model_name": "m", "model_size": 1.0, "fine_tuned_dataset": "t",
+         "fine_tuned_language": s, "eval_dataset": "t", "eval_language": t,
+         "delta_score_norm_mean": deltas.get((s, t), 3.0)}
+        for s in ("en", "de", "zh") for t in ("en", "de", "zh")
+    ]  # fmt: skip
+    results = tmp_path / "transfer_results.csv"
+    pd.DataFrame(rows).to_csv(results, index=False)
+    out = tmp_path / "align"
+    args = ["align", "--model", tiny_model_dir, "--languages", "en,de,zh", "--out", out,
+            "--layer", "1", "--method", "proc", "--retrieval", "cosine", "--results", results]  # fmt: skip
+    code, _, stderr = run_cli(monkeypatch, capsys, *args)
+    assert code == 0, stderr
+    table = pd.read_csv(out / "alignment.csv").set_index(["source_language", "target_language"])
+    related = pd.read_csv(out / "alignment_transfer.csv").iloc[0]
+    pairs = list(deltas)
+    x = [table.loc[pair, "mrr"] for pair in pairs]
+    assert related["n"] == 6
+    assert related["pearson_r"] == pytest.approx(np.corrcoef(x, list(deltas.values()))[0, 1])
 
 
 def test_identical_entries_align_perfectly_without_a_map(tiny_model_dir, tmp_path, monkeypatch,

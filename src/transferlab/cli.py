@@ -242,8 +242,11 @@ def train(model_ref, task_ref, language, out_dir, seed, dtype, overrides) -> Non
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--one-way", is_flag=True, help="Each language pair once, in the given order.")
+@click.option("--results", type=click.Path(path_type=Path),
+              help="Results table or run dir: correlate alignment with its MT-CL transfer.")  # fmt: skip
 def align(model_ref, adapters, languages, out_dir, layers, methods, retrievals, pooling, template,
-          normalization, train_dict, test_dict, dtype, device, batch_size, one_way) -> None:  # fmt: skip
+          normalization, train_dict, test_dict, dtype, device, batch_size, one_way,
+          results) -> None:  # fmt: skip
     """Bilingual lexicon induction on the model's hidden states, per layer and model state."""
     from transferlab.alignment import Pooling, align_command
     from transferlab.alignment.command import parse_languages
@@ -256,7 +259,7 @@ def align(model_ref, adapters, languages, out_dir, layers, methods, retrievals, 
         layers=list(layers) or None, methods=list(methods) or METHODS,
         retrievals=list(retrievals) or RETRIEVALS, pooling=Pooling(pooling, template),
         normalization=steps, train_dict=train_dict, test_dict=test_dict, dtype=dtype,
-        device=device, batch_size=batch_size, one_way=one_way,
+        device=device, batch_size=batch_size, one_way=one_way, results=results,
     )  # fmt: skip
     best = table.sort_values("mrr", ascending=False).groupby("model_state").head(1)
     click.echo(best.to_string(index=False, float_format=lambda x: f"{x:.3f}"))

@@ -21,6 +21,8 @@ from transferlab.alignment.evaluate import METHODS, check_choices, induce
 from transferlab.alignment.mapping import NORMALIZATIONS
 from transferlab.alignment.representations import Pooling, entry_representations
 from transferlab.alignment.retrieval import RETRIEVALS
+from transferlab.alignment.summary import layer_figure, mtcl_pair_transfer, pair_figure, summarize
+from transferlab.analysis.distance import typological_distances
 from transferlab.environment import installed_version
 from transferlab.errors import UserError
 
@@ -82,13 +84,16 @@ def align_command(
     device: str = "cpu",
     batch_size: int = 32,
     one_way: bool = False,
+    results: Path | None = None,
     progress: bool = True,
     cache: bool = True,
 ) -> Any:
     """Return the alignment table (also written to ``out_dir`` once everything is computed).
 
     Every ordered pair of ``languages`` is evaluated (``one_way``: each pair once, in the given
-    order); with ``train_dict``/``test_dict`` the one pair those files hold.
+    order); with ``train_dict``/``test_dict`` the one pair those files hold. ``results`` (a
+    results table or run directory) adds the correlation of alignment with its MT-CL transfer.
+    Beside ``alignment.csv`` go the tables and figures of ``alignment.summary``.
     """
     import pandas as pd
 
@@ -104,6 +109,7 @@ def align_command(
             raise UserError("--normalize", f"unknown step {step!r}",
                             f"use a comma list of {', '.join(NORMALIZATIONS)}")  # fmt: skip
     dictionaries = _dictionaries(list(languages), train_dict, test_dict, one_way)
+    pair_transfer = _pair_transfer(results) if results is not None else None
     for dictionary in dictionaries:
         if not dictionary.test:
             raise UserError(dictionary.origin, "the test split is empty", "add test pairs")
@@ -129,14 +135,26 @@ def align_command(
             rows.append({"model_state": state.name, "source_language": d.source_language,
                          "target_language": d.target_language, "layer": layer} | result)  # fmt: skip
     table = pd.DataFrame(rows, columns=COLUMNS)
+    tables = summarize(table, typological_distances(list(languages)), pair_transfer)
+    figures = {"alignment_layers": layer_figure(tables["alignment_by_layer"]),
+               "alignment_pairs": pair_figure(table)}  # fmt: skip
     provenance = _provenance(loaded, states, dictionaries, pooling, normalization, layer_list)
     provenance |= {
         "dropped_test_pairs": dropped,
         "extraction_s": round(extracted - started, 2),
         "induction_s": round(time.time() - extracted, 2),
     }
-    _write(out_dir, table, provenance)
+    if results is not None:
+        provenance["results"] = str(results)
+    _write(out_dir, table, provenance, tables, figures)
     return table
+
+
+def _pair_transfer(results: Path) -> Any:
+    from transferlab.analysis import read_results
+
+    table = read_results(results)
+    return mtcl_pair_transfer(table.cells, table.metric_column(None))
 
 
 def _provenance(loaded, states, dictionaries, pooling, normalization, layers) -> dict[str, Any]:
@@ -174,13 +192,19 @@ def _provenance(loaded, states, dictionaries, pooling, normalization, layers) ->
     }
 
 
-def _write(out_dir: Path, table: Any, provenance: dict[str, Any]) -> None:
+def _write(out_dir: Path, table: Any, provenance: dict[str, Any], tables, figures) -> None:
+    from transferlab.analysis.figures import png_bytes
+
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".align-", dir=out_dir))
     try:
         table.to_csv(staging / ALIGNMENT_FILE, index=False)
         (staging / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
-        for name in (ALIGNMENT_FILE, PROVENANCE_FILE):
-            os.replace(staging / name, out_dir / name)
+        for name, frame in tables.items():
+            frame.to_csv(staging / f"{name}.csv", index=False)
+        for name, figure in figures.items():
+            (staging / f"{name}.png").write_bytes(png_bytes(figure))
+        for file in sorted(staging.iterdir()):
+            os.replace(file, out_dir / file.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
