@@ -15,7 +15,7 @@ import regex
 
 from transferlab.errors import UserError, did_you_mean
 from transferlab.metrics.registry import Metric, register
-from transferlab.metrics.text import tokens
+from transferlab.metrics.text import GENERATE, tokens
 
 _SENTENCE_END = regex.compile(r"[.!?।。！？؟]+")
 _BULLET = regex.compile(r"^\s*(?:[-*•]|\d+[.)])\s+\S", regex.MULTILINE)
@@ -130,4 +130,5 @@ def _constraints_metric(prediction: str, references: Sequence[Any]) -> float:
     return constraints_met(prediction, references)
 
 
-register(Metric("constraints_met", "item", _constraints_metric))
+register(Metric("constraints_met", GENERATE, _constraints_metric,
+                "share of the item's verifiable constraints the output satisfies"))  # fmt: skip

@@ -17,23 +17,25 @@ from transferlab.errors import UserError, did_you_mean
 
 @dataclass(frozen=True)
 class Metric:
-    """A named metric: its function, whether it is per item or corpus level, what it needs."""
+    """A named metric of one output type: its function, item or corpus level, its options."""
 
     name: str
-    level: Literal["item", "corpus"]
-    function: Callable[..., float]
+    output_type: str  # "generate" for these; the signature of ``fn`` follows the output type
+    fn: Callable[..., float]
+    description: str
+    level: Literal["item", "corpus"] = "item"
     options: tuple[str, ...] = ()  # keyword options a task file may set
 
     def score_items(self, prediction: str, references: Sequence[str], **options: Any) -> float:
         """Return the item-level value (item metrics only)."""
-        return float(self.function(prediction, list(references), **options))
+        return float(self.fn(prediction, list(references), **options))
 
     def score_corpus(
         self, predictions: Sequence[str], references: Sequence[Sequence[str]], **options: Any
     ) -> float:
         """Return the value over all items: the mean of item values, or the corpus statistic."""
         if self.level == "corpus":
-            return float(self.function(list(predictions), [list(r) for r in references], **options))
+            return float(self.fn(list(predictions), [list(r) for r in references], **options))
         values = [
             self.score_items(p, r, **options) for p, r in zip(predictions, references, strict=True)
         ]

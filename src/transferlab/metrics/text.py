@@ -104,8 +104,10 @@ def bleu(
     )
 
 
-register(Metric("exact_match", "item", exact_match,
+GENERATE = "generate"
+register(Metric("exact_match", GENERATE, exact_match, "1 if the output equals a reference "
+                "(lm-eval's normalisation options)", "item",
                 ("regexes_to_ignore", "ignore_case", "ignore_punctuation", "ignore_numbers")))  # fmt: skip
-register(Metric("rouge_l", "item", rouge_l))
-register(Metric("chrf", "corpus", chrf))
-register(Metric("bleu", "corpus", bleu, ("tokenize",)))
+register(Metric("rouge_l", GENERATE, rouge_l, "ROUGE-L F1, tokens of every script"))
+register(Metric("chrf", GENERATE, chrf, "sacrebleu corpus chrF / 100", "corpus"))
+register(Metric("bleu", GENERATE, bleu, "sacrebleu corpus BLEU / 100", "corpus", ("tokenize",)))
