@@ -1,0 +1,170 @@
+"""Greedy generation for many model states: batched, KV-cached, finished rows leave the batch.
+
+What lm-evaluation-harness's ``hf`` model does for ``generate_until`` (0.4.x), made cheaper:
+
+- the context is tokenised as lm-eval's ``tok_batch_encode`` does (the tokenizer's own BOS rule;
+  none added when the text starts with the BOS string) and cut from the left to
+  ``max_length - max_new_tokens`` tokens;
+- greedy: the argmax token at every step (lm-eval calls ``generate`` with ``do_sample=False``);
+- the stop strings are the task's ``until`` plus the decoded EOS token, and the text is cut at
+  the first occurrence of each stop string in turn (lm-eval's ``postprocess_generated_text``);
+  generation also ends at the EOS token id or after ``max_new_tokens`` tokens.
+
+Rows are sorted by context length (longest first, as lm-eval) and left-padded, with position ids
+counted from each row's first real token, so a row computes what it would alone. A row that has
+produced a stop string or EOS is removed from the batch and from the KV cache at once; the base
+model stays loaded and adapters are swapped in as for scoring.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from transferlab.models import LoadedModel
+from transferlab.scoring.adapters import AdapterSwitch, ModelState, check_adapter
+from transferlab.scoring.requests import Encoder, resolve_max_length
+
+DEFAULT_MAX_NEW_TOKENS = 256  # lm-eval's max_gen_toks default
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One prompt to continue: its text, extra stop strings and the token budget."""
+
+    context: str
+    until: tuple[str, ...] = ()
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+
+
+def stop_strings(tokenizer, until: Sequence[str]) -> list[str]:
+    """Return ``until`` plus the decoded EOS token (always a stop, as in lm-eval)."""
+    stops = [s for s in until if s]
+    eos_id = tokenizer.eos_token_id
+    if eos_id is not None:
+        eos = tokenizer.decode([eos_id], skip_special_tokens=False)
+        if eos and eos not in stops:
+            stops.append(eos)
+    return stops
+
+
+def cut_at_stops(text: str, stops: Sequence[str]) -> str:
+    """Return ``text`` before each stop string in turn (lm-eval's post-processing)."""
+    for stop in stops:
+        if stop:
+            text = text.split(stop)[0]
+    return text
+
+
+def _pad_id(tokenizer) -> int:
+    for token in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if token is not None:
+            return int(token)
+    return 0
+
+
+def _cache_argument(model) -> str:
+    # transformers renamed the forward argument `past_key_values` to `cache` (5.2x)
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+class _Batch:
+    """The rows of one decoding batch: which are still running and what each has produced."""
+
+    def __init__(self, rows: list[int], stops: list[list[str]], budgets: list[int]) -> None:
+        self.rows = rows  # request index of each live row, in cache order
+        self.stops = {r: s for r, s in zip(rows, stops, strict=True)}
+        self.budget = {r: b for r, b in zip(rows, budgets, strict=True)}
+        self.tokens: dict[int, list[int]] = {r: [] for r in rows}
+
+
+def _generate_batch(loaded: LoadedModel, contexts: list[list[int]], batch: _Batch,
+                    eos_id: int | None, pad: int) -> None:  # fmt: skip
+    import torch
+
+    model, device, tokenizer = loaded.model, loaded.device, loaded.tokenizer
+    width = max(len(c) for c in contexts)
+    ids = torch.full((len(contexts), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(contexts), width), dtype=torch.long)
+    for k, context in enumerate(contexts):
+        ids[k, width - len(context) :] = torch.tensor(context)
+        mask[k, width - len(context) :] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
+    cache, cache_arg = None, _cache_argument(model)
+    with torch.inference_mode():
+        while batch.rows:
+            out = model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                        use_cache=True, logits_to_keep=1, **{cache_arg: cache})  # fmt: skip
+            cache = out[cache_arg]
+            chosen = out.logits[:, -1].argmax(-1).tolist()
+            keep = []
+            for k, (row, token) in enumerate(zip(batch.rows, chosen, strict=True)):
+                produced = batch.tokens[row]
+                produced.append(token)
+                tail = tokenizer.decode(produced[-16:], skip_special_tokens=False)
+                finished = (
+                    token == eos_id
+                    or len(produced) >= batch.budget[row]
+                    or any(stop in tail for stop in batch.stops[row])
+                )
+                if not finished:
+                    keep.append(k)
+            if len(keep) < len(batch.rows):
+                if not keep:
+                    return
+                index = torch.tensor(keep, device=device)
+                cache.batch_select_indices(index)
+                mask, positions = mask[index], positions[index]
+                chosen = [chosen[k] for k in keep]
+                batch.rows = [batch.rows[k] for k in keep]
+            ids = torch.tensor(chosen, device=device)[:, None]
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            positions = positions[:, -1:] + 1
+
+
+def generate(
+    loaded: LoadedModel,
+    states: Sequence[ModelState],
+    requests: Sequence[GenerationRequest],
+    batch_size: int = 16,
+    progress: bool = True,
+) -> dict[str, list[str]]:
+    """Return, per state name, the greedy continuation of every request (cut at its stops)."""
+    from tqdm import tqdm
+
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    for state in states:
+        if state.adapter_dir is not None:
+            check_adapter(loaded, state.adapter_dir)
+    tokenizer = loaded.tokenizer
+    max_length = resolve_max_length(loaded.model.config, tokenizer)
+    encoder = Encoder(tokenizer, max_length)
+    # tokenised once, for every state; left-truncated to leave room for the new tokens
+    contexts = [encoder.encode(r.context)[-(max_length - r.max_new_tokens) :] for r in requests]
+    stops = [stop_strings(tokenizer, r.until) for r in requests]
+    order = sorted(range(len(requests)), key=lambda i: (-len(contexts[i]), requests[i].context))
+    eos_id, pad = tokenizer.eos_token_id, _pad_id(tokenizer)
+    results: dict[str, list[str]] = {}
+    bar = tqdm(total=len(states) * len(requests), desc="generating", unit="prompt",
+               disable=not progress, file=sys.stderr, dynamic_ncols=True)  # fmt: skip
+    with AdapterSwitch(loaded) as switch, bar:
+        for state in states:
+            bar.set_postfix_str(state.name)
+            texts = [""] * len(requests)
+            with switch.active(state):
+                for start in range(0, len(order), batch_size):
+                    rows = order[start : start + batch_size]
+                    batch = _Batch(rows, [stops[i] for i in rows],
+                                   [requests[i].max_new_tokens for i in rows])  # fmt: skip
+                    _generate_batch(loaded, [contexts[i] for i in rows], batch, eos_id, pad)
+                    for i in rows:
+                        text = tokenizer.decode(batch.tokens[i], skip_special_tokens=True)
+                        texts[i] = cut_at_stops(text, stops[i])
+                    bar.update(len(rows))
+            results[state.name] = texts
+    return results

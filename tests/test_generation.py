@@ -1,0 +1,99 @@
+"""Greedy generation: identical to lm-evaluation-harness's generate_until, batched or alone."""
+
+from __future__ import annotations
+
+import json
+
+import lm_eval
+import pytest
+import yaml
+
+from test_scoring import make_lora
+from transferlab.generation import GenerationRequest, cut_at_stops, generate, stop_strings
+from transferlab.models import load_model
+from transferlab.scoring.adapters import ModelState
+
+CONTEXTS = [
+    "Frage: Wie viel ist 2 + 3? Antwort:",
+    "प्रश्न: दो और तीन कितने होते हैं? उत्तर:",
+    "问题：二加三是多少？答案：",
+    "سؤال: كم يساوي اثنان زائد ثلاثة؟",
+    "Q: 2+3?",
+    "Question: how many legs does a spider have? Answer:",
+]
+MAX_NEW = 12
+
+
+def _requests(until=()) -> list[GenerationRequest]:
+    return [GenerationRequest(c, tuple(until), MAX_NEW) for c in CONTEXTS]
+
+
+def _stops_from(texts: list[str]) -> list[str]:
+    """Stop strings that occur in the unstopped outputs (two characters, mid-generation)."""
+    stops = []
+    for text in sorted(texts, key=len, reverse=True)[:3]:
+        if len(text) >= 6:
+            stops.append(text[3:5])
+    return stops
+
+
+def _lm_eval_generations(model_dir, adapter, until, tmp_path) -> list[str]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"text": c, "target": "5"}, ensure_ascii=False) + "\n"
+                            for c in CONTEXTS), encoding="utf-8")  # fmt: skip
+    task = {
+        "task": "tl_gen",
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": str(data)}},
+        "test_split": "test",
+        "output_type": "generate_until",
+        "doc_to_text": "{{text}}",
+        "doc_to_target": "{{target}}",
+        "target_delimiter": "",
+        "generation_kwargs": {"until": list(until), "max_gen_toks": MAX_NEW, "do_sample": False},
+        "metric_list": [{"metric": "exact_match"}],
+    }
+    (tmp_path / "tl_gen.yaml").write_text(yaml.safe_dump(task, allow_unicode=True), "utf-8")
+    from lm_eval.tasks import TaskManager
+
+    args = f"pretrained={model_dir},dtype=float32" + (f",peft={adapter}" if adapter else "")
+    out = lm_eval.simple_evaluate(model="hf", model_args=args, tasks=["tl_gen"],
+                                  task_manager=TaskManager(include_path=str(tmp_path)),
+                                  log_samples=True, batch_size=1, device="cpu")  # fmt: skip
+    samples = sorted(out["samples"]["tl_gen"], key=lambda s: s["doc_id"])
+    return [s["resps"][0][0] for s in samples]
+
+
+@pytest.mark.parametrize("model", ["tiny_model_dir", "tiny_gemma_dir"])
+def test_generations_are_lm_evals_with_and_without_adapter(request, model, tmp_path):
+    model_dir = request.getfixturevalue(model)
+    adapter = make_lora(model_dir, tmp_path / "lora", seed=7)
+    loaded = load_model(str(model_dir))
+    states = [ModelState("base"), ModelState("lora", adapter)]
+    free = generate(loaded, states[:1], _requests(), batch_size=4, progress=False)["base"]
+    until = _stops_from(free)
+    assert until, free  # the random model produced text to stop in
+    ours = generate(loaded, states, _requests(until), batch_size=4, progress=False)
+    assert any(a != b for a, b in zip(free, ours["base"], strict=True))  # the stops cut something
+    for state, adapter_dir in (("base", None), ("lora", adapter)):
+        theirs = _lm_eval_generations(model_dir, adapter_dir, until, tmp_path / state)
+        assert ours[state] == theirs, state
+    assert ours["base"] != ours["lora"]
+
+
+def test_a_batch_gives_what_each_prompt_gives_alone(tiny_gemma_dir):
+    loaded = load_model(str(tiny_gemma_dir))
+    free = generate(loaded, [ModelState("base")], _requests(), batch_size=6, progress=False)["base"]
+    requests = _requests(_stops_from(free))  # rows stop at different steps and leave the batch
+    batched = generate(loaded, [ModelState("base")], requests, batch_size=6, progress=False)
+    alone = generate(loaded, [ModelState("base")], requests, batch_size=1, progress=False)
+    assert batched == alone
+
+
+def test_stops_are_the_tasks_plus_eos_and_cut_in_turn(tiny_gemma_dir):
+    tokenizer = load_model(str(tiny_gemma_dir)).tokenizer
+    eos = tokenizer.decode([tokenizer.eos_token_id], skip_special_tokens=False)
+    assert stop_strings(tokenizer, ["Frage:", ""]) == ["Frage:", eos]
+    assert cut_at_stops("7\n\nFrage: 8", ["\n\n", "Frage:"]) == "7"
+    assert cut_at_stops("7 Frage: 8\n\n9", ["\n\n", "Frage:"]) == "7 "
