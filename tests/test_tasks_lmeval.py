@@ -152,9 +152,10 @@ def test_unsupported_lm_eval_keys_are_named(tmp_path):
     assert "process_docs: `!function` (Python code) is not supported" in _bad(
         tmp_path, process_docs="FUNCTION"
     )
-    assert "output_type: 'generate_until' is not supported" in _bad(
-        tmp_path, output_type="generate_until"
+    assert "output_type: 'loglikelihood_rolling' is not supported" in _bad(
+        tmp_path, output_type="loglikelihood_rolling"
     )
+    assert "generation_kwargs: not supported" in _bad(tmp_path, generation_kwargs={"until": ["x"]})
     assert "doc_to_choice: missing" in _bad(tmp_path, doc_to_choice=None)
     assert "item 1 has gold 4, out of range" in _bad(tmp_path, doc_to_target="{{n}}")
     assert "template references an unknown column" in _bad(tmp_path, doc_to_text="{{qq}}")

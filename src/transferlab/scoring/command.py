@@ -26,12 +26,14 @@ SCORE_COLUMNS = ["model_state", "task", "language", "n", "acc", "acc_norm"]
 
 def load_targets(
     task_refs: list[str], split: str, limit: int | None
-) -> tuple[dict[Cell, list[Any]], dict[str, str]]:
-    """Return the items of every target cell named by ``task_refs`` and each cell's task hash."""
+) -> tuple[dict[Cell, list[Any]], dict[str, str], dict[Cell, Any]]:
+    """Return the items of every target cell named by ``task_refs``, each cell's task hash and,
+    for generative cells, the task's generation settings."""
     from transferlab.tasks import get_task, parse_task_ref
 
     targets: dict[Cell, list[Any]] = {}
     hashes: dict[str, str] = {}
+    generation: dict[Cell, Any] = {}
     for ref in task_refs:
         spec = get_task(ref)
         _name, language = parse_task_ref(ref)
@@ -50,7 +52,9 @@ def load_targets(
                 raise UserError(ref, f"target {cell} is given twice", "name each target once")
             targets[cell] = items
             hashes[str(cell)] = spec.content_hash(lang)
-    return targets, hashes
+            if spec.generation is not None:
+                generation[cell] = spec.generation
+    return targets, hashes, generation
 
 
 def model_states(adapters: list[Path]) -> list[ModelState]:
@@ -116,18 +120,33 @@ def evaluate_command(
         raise UserError("--task", "no target task given", "pass --task NAME[:LANG] at least once")
     check_dtype_device(dtype, device)
     states = model_states([Path(a) for a in adapters])
-    targets, task_hashes = load_targets(task_refs, split, limit)
+    targets, task_hashes, generation = load_targets(task_refs, split, limit)
+    choice = {cell: items for cell, items in targets.items() if cell not in generation}
+    generative = {cell: items for cell, items in targets.items() if cell in generation}
 
     started = time.time()
     loaded = load_model(model_ref, dtype=dtype, device=device)
-    results = score(loaded, states, targets, batch_size=batch_size, progress=progress)
+    lines: list[dict[str, Any]] = []
+    tables = []
+    if choice:
+        results = score(loaded, states, choice, batch_size=batch_size, progress=progress)
+        lines = [r.to_dict() for r in results]
+        items = pd.DataFrame(lines)
+        tables.append(
+            items.groupby(["model_state", "task", "language"], sort=False)
+            .agg(n=("acc", "size"), acc=("acc", "mean"), acc_norm=("acc_norm", "mean"))
+            .reset_index()[SCORE_COLUMNS]
+        )
+    if generative:
+        from transferlab.generation.results import evaluate_generative
 
-    items = pd.DataFrame([r.to_dict() for r in results])
-    scores = (
-        items.groupby(["model_state", "task", "language"], sort=False)
-        .agg(n=("acc", "size"), acc=("acc", "mean"), acc_norm=("acc_norm", "mean"))
-        .reset_index()[SCORE_COLUMNS]
-    )
+        more, rows = evaluate_generative(loaded, states, generative, generation, batch_size,
+                                         progress)  # fmt: skip
+        lines += more
+        tables.append(pd.DataFrame(rows))
+    # multiple-choice columns first; a generative task's metrics follow (empty for MC rows)
+    scores = pd.concat(tables, ignore_index=True)
+    scores = scores[SCORE_COLUMNS[:4] + [c for c in scores.columns if c not in SCORE_COLUMNS[:4]]]
     provenance = {
         "model": {"ref": model_ref, "path": str(loaded.path), "model_hash": loaded.model_hash},
         "model_states": [
@@ -148,18 +167,18 @@ def evaluate_command(
         "versions": _versions(),
         "wall_time_s": round(time.time() - started, 2),
     }
-    _write_outputs(out_dir, results, scores, provenance)
+    _write_outputs(out_dir, lines, scores, provenance)
     return scores
 
 
-def _write_outputs(out_dir: Path, results: list, scores: Any, provenance: dict) -> None:
+def _write_outputs(out_dir: Path, lines: list[dict], scores: Any, provenance: dict) -> None:
     """Write the three files via a temporary folder, each moved into place by a rename."""
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".evaluate-", dir=out_dir))
     try:
         with (staging / ITEMS_FILE).open("w", encoding="utf-8") as fh:
-            for result in results:
-                fh.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+            for line in lines:
+                fh.write(json.dumps(line, ensure_ascii=False) + "\n")
         scores.to_csv(staging / SCORES_FILE, index=False)
         (staging / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
         for name in (ITEMS_FILE, SCORES_FILE, PROVENANCE_FILE):

@@ -7,6 +7,7 @@ would change what lm-eval computes and that transferlab does not implement are r
 
 from __future__ import annotations
 
+import ast
 import re
 import string
 from dataclasses import dataclass, field
@@ -15,17 +16,21 @@ from typing import Any
 
 from transferlab.errors import UserError
 from transferlab.tasks.files import read_rows
+from transferlab.tasks.generative import parse_generation
 from transferlab.tasks.sources import HubDataset
 from transferlab.tasks.spec import TaskSpec
 from transferlab.tasks.splits import SplitPlan
 from transferlab.tasks.templates import render, resolve_choices, resolve_target, resolve_text
-from transferlab.tasks.types import MCItem, TrainExample
+from transferlab.tasks.types import GenItem, MCItem, TrainExample
 
 SUPPORTED = {
     "task", "output_type", "dataset_path", "dataset_name", "dataset_kwargs", "test_split",
     "validation_split", "training_split", "doc_to_text", "doc_to_choice", "doc_to_target",
     "target_delimiter", "description", "metric_list", "metadata", "include",
+    "generation_kwargs", "filter_list",
 }  # fmt: skip
+OUTPUT_TYPES = ("multiple_choice", "generate_until")
+GENERATIVE = {"generation_kwargs", "filter_list"}  # keys only a generate_until task has
 # Keys that do not change zero-shot log-likelihood scoring.
 IGNORED = {
     "tag", "group", "fewshot_split", "fewshot_config", "fewshot_delimiter", "should_decontaminate",
@@ -54,7 +59,8 @@ def _merge_includes(doc: dict[str, Any], path: Path, seen: tuple[Path, ...] = ()
 def _check_supported(doc: dict[str, Any], where: str) -> None:
     from transferlab.tasks.taskfile import FunctionTag
 
-    unsupported = sorted(k for k in doc if k not in SUPPORTED | IGNORED)
+    supported = SUPPORTED if doc.get("output_type") == "generate_until" else SUPPORTED - GENERATIVE
+    unsupported = sorted(k for k in doc if k not in supported | IGNORED)
     functions = sorted(k for k, v in doc.items() if isinstance(v, FunctionTag))
     if functions:
         raise UserError(
@@ -68,13 +74,17 @@ def _check_supported(doc: dict[str, Any], where: str) -> None:
             f"{', '.join(unsupported)}: not supported by transferlab's lm-eval reader",
             "remove these keys (zero-shot multiple choice reads doc_to_text/choice/target)",
         )
-    if doc.get("output_type") != "multiple_choice":
+    if doc.get("output_type") not in OUTPUT_TYPES:
         raise UserError(
             where,
             f"output_type: {doc.get('output_type')!r} is not supported",
-            "transferlab reads lm-eval tasks with `output_type: multiple_choice`",
+            "transferlab reads lm-eval tasks with `output_type: multiple_choice` or "
+            "`generate_until`",
         )
-    for key in ("doc_to_text", "doc_to_choice", "doc_to_target"):
+    needed = ("doc_to_text", "doc_to_target")
+    if doc["output_type"] == "multiple_choice":
+        needed += ("doc_to_choice",)
+    for key in needed:
         if doc.get(key) is None:
             raise UserError(where, f"{key}: missing", f"add {key} (a column name or a template)")
     kwargs = doc.get("dataset_kwargs") or {}
@@ -204,6 +214,58 @@ class LmEvalRenderer:
         return TrainExample(doc_id, item.context, target, "target", {"gold": item.gold})
 
 
+@dataclass(frozen=True)
+class LmEvalGenRenderer:
+    """Renders rows of a ``generate_until`` task: the context and the reference answer(s)."""
+
+    where: str
+    doc_to_text: Any
+    doc_to_target: Any
+    target_delimiter: str = " "
+    description: str | None = None
+
+    def doc_id(self, row: dict[str, Any], index: int) -> str | None:
+        """lm-eval numbers documents by position; the task spec does the same."""
+        return None
+
+    def eval_item(self, row: dict[str, Any], language: str, doc_id: str) -> GenItem:
+        """Return the context lm-eval generates from and the references it compares with."""
+        text = resolve_text(self.doc_to_text, row, self.where, "doc_to_text")
+        prefix = ""
+        if self.description:
+            prefix = render(self.description, row, self.where, "description")
+        return GenItem(doc_id, prefix + str(text), _references(self.doc_to_target, row, self.where),
+                       self.target_delimiter)  # fmt: skip
+
+    def train_example(self, row: dict[str, Any], language: str, doc_id: str) -> TrainExample:
+        """Return the context followed by the first reference (loss on the reference)."""
+        item = self.eval_item(row, language, doc_id)
+        target = item.target_delimiter + item.references[0]
+        return TrainExample(doc_id, item.context, target, "target", {})
+
+
+def _references(spec: Any, row: dict[str, Any], where: str) -> tuple[str, ...]:
+    # lm-eval's doc_to_target for a task without choices: a column, or a template whose text is
+    # the answer (a "[...]" text is several answers); digits stay text, unlike multiple choice
+    if isinstance(spec, list):
+        value: Any = spec
+    elif isinstance(spec, str) and spec in row:
+        value = row[spec]
+    elif isinstance(spec, int):
+        value = spec
+    else:
+        value = render(str(spec), row, where, "doc_to_target")
+        if len(value) >= 2 and value[0] == "[" and value[-1] == "]":
+            try:
+                value = ast.literal_eval(value)
+            except (SyntaxError, ValueError):
+                pass
+    values = value if isinstance(value, list | tuple) else [value]
+    if not values:
+        raise UserError(where, "doc_to_target: an item has no reference answer", "render one")
+    return tuple(str(v) for v in values)
+
+
 def _name_and_language(doc: dict[str, Any]) -> tuple[str, str]:
     metadata = doc.get("metadata") or {}
     task = str(doc["task"])
@@ -247,6 +309,9 @@ def spec_from_lm_eval(doc: dict[str, Any], path: Path) -> TaskSpec:
     train_pool = doc.get("training_split")
     if train_pool == test_pool:
         train_pool = None
+    plan = SplitPlan(test_pool=str(test_pool), train_pool=train_pool)
+    if doc["output_type"] == "generate_until":
+        return _generative_spec(doc, where, source, plan)
     metrics = [m.get("metric") for m in doc.get("metric_list") or [] if isinstance(m, dict)]
     choices = doc["doc_to_choice"]
     letters = isinstance(choices, list) and all(
@@ -268,9 +333,30 @@ def spec_from_lm_eval(doc: dict[str, Any], path: Path) -> TaskSpec:
         metric="acc_norm" if "acc_norm" in metrics else "acc",
         source=source,
         renderer=renderer,
-        plan=SplitPlan(test_pool=str(test_pool), train_pool=train_pool),
+        plan=plan,
         description=f"lm-eval task {doc['task']}",
         train_format="continuation",
         origin=where,
     )
     return spec
+
+
+def _generative_spec(doc: dict[str, Any], where: str, source: Any, plan: SplitPlan) -> TaskSpec:
+    settings = parse_generation(doc, where)
+    name, language = _name_and_language(doc)
+    renderer = LmEvalGenRenderer(where, doc["doc_to_text"], doc["doc_to_target"],
+                                 str(doc.get("target_delimiter", " ")), doc.get("description"))  # fmt: skip
+    return TaskSpec(
+        name=name,
+        languages=(language,),
+        answer_format="generate",
+        metric=settings.metric_keys()[0],
+        source=source,
+        renderer=renderer,
+        plan=plan,
+        description=f"lm-eval task {doc['task']}",
+        output_type="generate",
+        train_format="continuation",
+        origin=where,
+        generation=settings,
+    )

@@ -8,13 +8,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from transferlab.errors import UserError, did_you_mean
+from transferlab.tasks.generative import GenerationSettings
 from transferlab.tasks.splits import SPLITS, SplitPlan, check_unique, select_splits
-from transferlab.tasks.types import MCItem, TrainExample
+from transferlab.tasks.types import GenItem, MCItem, TrainExample
 
 ANSWER_FORMATS = ("letters", "cloze")
 METRICS = ("acc", "acc_norm")
 TRAIN_FORMATS = ("letters", "answer_text", "continuation")
-OUTPUT_TYPES = ("multiple_choice",)
+OUTPUT_TYPES = ("multiple_choice", "generate")
 HASH_VERSION = "tasks-v1"
 
 
@@ -34,7 +35,7 @@ class Renderer(Protocol):
     def doc_id(self, row: dict[str, Any], index: int) -> str | None:
         """Return the row's ID, or None when items are numbered by position."""
 
-    def eval_item(self, row: dict[str, Any], language: str, doc_id: str) -> MCItem: ...
+    def eval_item(self, row: dict[str, Any], language: str, doc_id: str) -> MCItem | GenItem: ...
 
     def train_example(self, row: dict[str, Any], language: str, doc_id: str) -> TrainExample: ...
 
@@ -60,12 +61,13 @@ class TaskSpec:
     train_format: str = "letters"
     origin: str = ""
     needs: str = ""
+    generation: GenerationSettings | None = None  # set for output_type "generate"
     _prepared: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
     _hashes: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # --- public ---------------------------------------------------------------------------
 
-    def items(self, language: str, split: str = "test") -> list[MCItem]:
+    def items(self, language: str, split: str = "test") -> list[MCItem | GenItem]:
         """Return the evaluation items of one language's split (train | validation | test)."""
         return [
             self.renderer.eval_item(row, language, doc_id)
@@ -102,6 +104,8 @@ class TaskSpec:
                     s: [_example_dict(e) for e in self.train_examples(language, s)] for s in splits
                 },
             }
+            if self.generation is not None:  # absent for MC tasks: their hashes stay as they were
+                payload["generation"] = asdict(self.generation)
             blob = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode("utf-8")
             self._hashes[language] = hashlib.sha256(blob).hexdigest()[:16]
         return self._hashes[language]

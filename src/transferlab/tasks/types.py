@@ -21,6 +21,19 @@ class MCItem:
 
 
 @dataclass(frozen=True)
+class GenItem:
+    """One generative item: the model continues ``context``; ``references`` are the answers.
+
+    For an instruction-following item the references are its verifiable constraints.
+    """
+
+    doc_id: str
+    context: str
+    references: tuple
+    target_delimiter: str = ""
+
+
+@dataclass(frozen=True)
 class TrainExample:
     """One supervised example: the model reads ``prompt`` and learns ``target``.
 
