@@ -14,7 +14,7 @@ import yaml
 from test_scoring import make_lora
 from transferlab.errors import UserError
 from transferlab.scoring import evaluate_command
-from transferlab.tasks import get_task
+from transferlab.tasks import get_task, render_task
 
 COMMON = {
     "dataset_path": "json",
@@ -104,6 +104,8 @@ def test_the_mgsm_pair_reads_with_the_language_files_stops_and_both_pipelines(mg
     assert flexible.apply(" Also 1.000 und dann 42 ") == "42"  # the last match (group_select -1)
     assert flexible.apply("keine Zahl") == "[invalid]"
     assert flexible.apply("x 7 y") == "7"  # a single digit matches the second group
+    shown = render_task(str(mgsm_de), n_items=1)
+    assert "until=['Frage:', '</s>', '<|im_end|>']" in shown and "references ['11']" in shown
 
 
 def _lm_eval(folder: Path, model_dir: Path, adapter: Path | None) -> dict[str, list[dict]]:

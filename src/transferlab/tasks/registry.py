@@ -10,6 +10,7 @@ from pathlib import Path
 from transferlab.errors import UserError, did_you_mean
 from transferlab.tasks.spec import TaskSpec
 from transferlab.tasks.taskfile import load_task_file
+from transferlab.tasks.types import GenItem, MCItem
 
 PACKAGE_DIR = Path(__file__).parent
 # Bundled suite first (runs offline), then the reference study's benchmarks (need the hub).
@@ -128,12 +129,23 @@ def render_task(ref: str, n_items: int = 3, split: str = "test") -> str:
             f"eval={spec.answer_format}/{spec.metric}  train={spec.train_format}  "
             f"hash={spec.content_hash(lang)}"
         )
+        if spec.generation is not None:
+            gen = spec.generation
+            out.append(f"   generate: until={list(gen.until)!r} max_new_tokens={gen.max_new_tokens} "
+                       f"pipelines={[p.name for p in gen.pipelines]} "
+                       f"metrics={gen.metric_keys()}")  # fmt: skip
         for item, example in list(zip(items, examples, strict=True))[: max(n_items, 0)]:
-            out.append(f"-- item {item.doc_id}  gold={item.gold}")
-            out.append(item.context)
-            for i, choice in enumerate(item.choices):
-                mark = "*" if i == item.gold else " "
-                out.append(f"  {mark} [{i}] {item.target_delimiter + choice!r}")
+            out.extend(_render_item(item))
             out.append(f"  train target {example.target!r} (loss on {example.loss_on})")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _render_item(item: MCItem | GenItem) -> list[str]:
+    if isinstance(item, GenItem):
+        return [f"-- item {item.doc_id}", item.context, f"  references {list(item.references)!r}"]
+    lines = [f"-- item {item.doc_id}  gold={item.gold}", item.context]
+    for i, choice in enumerate(item.choices):
+        mark = "*" if i == item.gold else " "
+        lines.append(f"  {mark} [{i}] {item.target_delimiter + choice!r}")
+    return lines
