@@ -2,32 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from transferlab.generation.engine import GenerationRequest, generate
 from transferlab.grid import Cell
+from transferlab.metrics import Metric
 from transferlab.models import LoadedModel
 from transferlab.scoring.adapters import ModelState
-from transferlab.tasks.generative import GenerationSettings
+from transferlab.tasks.generative import GenerationSettings, MetricSpec, Pipeline
 from transferlab.tasks.types import GenItem
+
+
+def _slots(settings: GenerationSettings) -> Iterator[tuple[str, Pipeline, MetricSpec, Metric]]:
+    """Yield (value name, pipeline, metric spec, registered metric) for every value of a task."""
+    from transferlab.metrics import get_metric
+
+    keys = iter(settings.metric_keys())
+    for pipeline in settings.pipelines:
+        for spec in settings.metrics:
+            yield next(keys), pipeline, spec, get_metric(spec.name)
 
 
 def _metric_values(
     settings: GenerationSettings, extracted: Mapping[str, str], item: GenItem
 ) -> dict[str, float]:
-    from transferlab.metrics import get_metric
-
-    values = {}
-    keys = iter(settings.metric_keys())
-    for pipeline in settings.pipelines:
-        for spec in settings.metrics:
-            key = next(keys)
-            metric = get_metric(spec.name)
-            if metric.level == "item":
-                values[key] = metric.score_items(extracted[pipeline.name], list(item.references),
-                                                 **dict(spec.options))  # fmt: skip
-    return values
+    return {
+        key: metric.score_items(
+            extracted[pipeline.name], list(item.references), **dict(spec.options)
+        )
+        for key, pipeline, spec, metric in _slots(settings)
+        if metric.level == "item"
+    }
 
 
 def item_result(
@@ -50,20 +56,14 @@ def cell_scores(
     results: Sequence[dict[str, Any]], items: Sequence[GenItem], settings: GenerationSettings
 ) -> dict[str, float]:
     """Return one cell's scores: item metrics averaged, corpus metrics over all its items."""
-    from transferlab.metrics import get_metric
-
     scores: dict[str, float] = {}
-    keys = iter(settings.metric_keys())
-    for pipeline in settings.pipelines:
-        for spec in settings.metrics:
-            key = next(keys)
-            metric = get_metric(spec.name)
-            if metric.level == "item":
-                scores[key] = sum(r[key] for r in results) / len(results)
-            else:
-                answers = [pipeline.apply(r["generation"]) for r in results]
-                scores[key] = metric.score_corpus(answers, [list(i.references) for i in items],
-                                                  **dict(spec.options))  # fmt: skip
+    for key, pipeline, spec, metric in _slots(settings):
+        if metric.level == "item":
+            scores[key] = sum(r[key] for r in results) / len(results)
+        else:
+            answers = [pipeline.apply(r["generation"]) for r in results]
+            scores[key] = metric.score_corpus(answers, [list(i.references) for i in items],
+                                              **dict(spec.options))  # fmt: skip
     return scores
 
 
