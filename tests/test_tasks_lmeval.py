@@ -146,9 +146,8 @@ def _bad(tmp_path, **changes) -> str:
 
 
 def test_unsupported_lm_eval_keys_are_named(tmp_path):
-    assert "num_fewshot, process_results: not supported" in _bad(
-        tmp_path, num_fewshot=5, process_results="x"
-    )
+    assert "process_results: not supported" in _bad(tmp_path, num_fewshot=5, process_results="x")
+    assert "num_fewshot: -1 is not a count" in _bad(tmp_path, num_fewshot=-1)
     assert "process_docs: `!function` (Python code) is not supported" in _bad(
         tmp_path, process_docs="FUNCTION"
     )

@@ -10,11 +10,12 @@ from __future__ import annotations
 import ast
 import re
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from transferlab.errors import UserError
+from transferlab.tasks.fewshot import FewShotContexts, with_fewshot
 from transferlab.tasks.files import read_rows
 from transferlab.tasks.generative import parse_generation
 from transferlab.tasks.sources import HubDataset
@@ -27,13 +28,14 @@ SUPPORTED = {
     "task", "output_type", "dataset_path", "dataset_name", "dataset_kwargs", "test_split",
     "validation_split", "training_split", "doc_to_text", "doc_to_choice", "doc_to_target",
     "target_delimiter", "description", "metric_list", "metadata", "include",
-    "generation_kwargs", "filter_list",
+    "generation_kwargs", "filter_list", "num_fewshot", "fewshot_split", "fewshot_config",
+    "fewshot_delimiter",
 }  # fmt: skip
 OUTPUT_TYPES = ("multiple_choice", "generate_until")
 GENERATIVE = {"generation_kwargs", "filter_list"}  # keys only a generate_until task has
 # Keys that do not change zero-shot log-likelihood scoring.
 IGNORED = {
-    "tag", "group", "fewshot_split", "fewshot_config", "fewshot_delimiter", "should_decontaminate",
+    "tag", "group", "should_decontaminate",
     "doc_to_decontamination_query", "aggregate_metric_list", "dataset_url",
 }  # fmt: skip
 LOCAL_FORMATS = {"json": "json", "csv": "csv", "parquet": "parquet"}
@@ -161,10 +163,16 @@ class LmEvalRenderer:
     doc_to_target: Any
     target_delimiter: str = " "
     description: str | None = None
+    fewshot: FewShotContexts | None = None
 
     def doc_id(self, row: dict[str, Any], index: int) -> str | None:
         """lm-eval numbers documents by position; the task spec does the same."""
         return None
+
+    def example(self, row: dict[str, Any]) -> tuple[str, str]:
+        """Return a row as a few-shot example: its text and its gold choice."""
+        item = replace(self, description=None, fewshot=None).eval_item(row, "und", "example")
+        return item.context, item.choices[item.gold]
 
     def eval_item(self, row: dict[str, Any], language: str, doc_id: str) -> MCItem:
         """Return the item as lm-eval's requests for this document."""
@@ -205,6 +213,8 @@ class LmEvalRenderer:
                 if self.description in row
                 else render(self.description, row, where, "description")
             )
+        if self.fewshot is not None:
+            prefix += self.fewshot.prefix(language, doc_id)
         return MCItem(doc_id, prefix + text, tuple(choices), gold, self.target_delimiter)
 
     def train_example(self, row: dict[str, Any], language: str, doc_id: str) -> TrainExample:
@@ -223,10 +233,16 @@ class LmEvalGenRenderer:
     doc_to_target: Any
     target_delimiter: str = " "
     description: str | None = None
+    fewshot: FewShotContexts | None = None
 
     def doc_id(self, row: dict[str, Any], index: int) -> str | None:
         """lm-eval numbers documents by position; the task spec does the same."""
         return None
+
+    def example(self, row: dict[str, Any]) -> tuple[str, str]:
+        """Return a row as a few-shot example: its text and its first reference."""
+        text = resolve_text(self.doc_to_text, row, self.where, "doc_to_text")
+        return str(text), _references(self.doc_to_target, row, self.where)[0]
 
     def eval_item(self, row: dict[str, Any], language: str, doc_id: str) -> GenItem:
         """Return the context lm-eval generates from and the references it compares with."""
@@ -234,6 +250,8 @@ class LmEvalGenRenderer:
         prefix = ""
         if self.description:
             prefix = render(self.description, row, self.where, "description")
+        if self.fewshot is not None:
+            prefix += self.fewshot.prefix(language, doc_id)
         return GenItem(doc_id, prefix + str(text), _references(self.doc_to_target, row, self.where),
                        self.target_delimiter)  # fmt: skip
 
@@ -326,6 +344,7 @@ def spec_from_lm_eval(doc: dict[str, Any], path: Path) -> TaskSpec:
         str(doc.get("target_delimiter", " ")),
         doc.get("description"),
     )
+    renderer = with_fewshot(renderer, doc, where, source, str(test_pool))
     spec = TaskSpec(
         name=name,
         languages=(language,),
@@ -346,6 +365,7 @@ def _generative_spec(doc: dict[str, Any], where: str, source: Any, plan: SplitPl
     name, language = _name_and_language(doc)
     renderer = LmEvalGenRenderer(where, doc["doc_to_text"], doc["doc_to_target"],
                                  str(doc.get("target_delimiter", " ")), doc.get("description"))  # fmt: skip
+    renderer = with_fewshot(renderer, doc, where, source, plan.test_pool)
     return TaskSpec(
         name=name,
         languages=(language,),
