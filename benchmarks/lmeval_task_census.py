@@ -65,8 +65,9 @@ def main() -> None:
     reasons: Counter[str] = Counter()
     for path in sample:
         try:
-            get_task(str(path), trust_task_code=args.trust_task_code) if args.trust_task_code \
-                else get_task(str(path))
+            get_task(
+                str(path), trust_task_code=args.trust_task_code
+            ) if args.trust_task_code else get_task(str(path))
             reasons["read (data local)"] += 1
         except UserError as error:
             reasons[classify(str(error))] += 1
