@@ -39,11 +39,11 @@ def classify(message: str) -> str:
         ("TRANSFERLAB_DATASETS", "read (data on the hub)"),
         ("!function", "`!function` (Python code)"),
         ("num_fewshot", "num_fewshot"),
-        ("not supported", "other unsupported key"),
+        ("not supported by transferlab", "keys: " + message.split(": ")[1].split(": not")[0][:50]),
     ):
         if needle in message:
             return reason
-    return "other: " + message.split(": ", 1)[-1][:60]
+    return "other: " + message.split(": ", 1)[-1][:70]
 
 
 def main() -> None:
@@ -65,9 +65,7 @@ def main() -> None:
     reasons: Counter[str] = Counter()
     for path in sample:
         try:
-            get_task(
-                str(path), trust_task_code=args.trust_task_code
-            ) if args.trust_task_code else get_task(str(path))
+            get_task(str(path), trust_task_code=args.trust_task_code)
             reasons["read (data local)"] += 1
         except UserError as error:
             reasons[classify(str(error))] += 1

@@ -84,3 +84,44 @@ def test_the_test_document_itself_is_never_its_own_example(tmp_path):
     for item, row in zip(get_task(str(path)).items("und", "test"), TEST, strict=True):
         examples = item.context.split("\n###\n")[:-1]
         assert f"Frage: {row['q']}\nAntwort:" not in "".join(examples)
+
+
+UTILS = """
+def process_docs(dataset):
+    return dataset.map(lambda doc: {"q": doc["q"].replace("plus", "+"), "n": len(doc["q"])})
+
+
+def doc_to_text(doc):
+    return "Aufgabe (" + str(doc["n"]) + "): " + doc["q"] + "\\nAntwort:"
+"""
+
+
+def _with_code(folder: Path) -> Path:
+    path = _write(folder, "coded", **MC, num_fewshot=1)
+    (folder / "utils.py").write_text(UTILS, encoding="utf-8")
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) | {
+        "doc_to_text": "TEXT",
+        "process_docs": "DOCS",
+    }
+    text = yaml.safe_dump(doc, allow_unicode=True)
+    text = text.replace("TEXT", "!function utils.doc_to_text").replace(
+        "DOCS", "!function utils.process_docs"
+    )
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_trusted_task_code_is_imported_from_the_tasks_folder_as_lm_eval_does(
+    tmp_path, tiny_model_dir, monkeypatch, capsys
+):
+    from cli_runner import run_cli
+
+    path = _with_code(tmp_path / "coded")
+    code, _, stderr = run_cli(monkeypatch, capsys, "tasks", "show", path)
+    assert code == 2 and stderr.count("\n") == 1
+    assert "doc_to_text, process_docs: `!function` (Python code) is not supported" in stderr
+    assert "--trust-task-code" in stderr
+    code, stdout, _ = run_cli(monkeypatch, capsys, "tasks", "show", path, "--trust-task-code")
+    assert code == 0 and "Aufgabe (" in stdout and "Was ist 5 + 5?" in stdout
+    ours = [i.context for i in get_task(str(path), trust_task_code=True).items("und", "test")[:4]]
+    assert ours == _lm_eval_contexts(tmp_path / "coded", "coded", tiny_model_dir)

@@ -120,11 +120,13 @@ def tasks_list() -> None:
 @click.argument("name")
 @click.option("--n", "n_items", default=3, show_default=True, help="How many items to render.")
 @click.option("--split", default="test", show_default=True)
-def tasks_show(name: str, n_items: int, split: str) -> None:
+@click.option("--trust-task-code", is_flag=True,
+              help="Import an lm-eval task's `!function` code from its folder.")  # fmt: skip
+def tasks_show(name: str, n_items: int, split: str, trust_task_code: bool) -> None:
     """Render items of TASK or TASK:LANG with their choices and gold answer."""
     from transferlab.tasks import render_task
 
-    click.echo(render_task(name, n_items=n_items, split=split))
+    click.echo(render_task(name, n_items=n_items, split=split, trust_task_code=trust_task_code))
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -175,9 +177,12 @@ def models_prepare(ref: str) -> None:
 @click.option("--batch-size", default=16, show_default=True)
 @click.option("--limit", default=None, type=int, help="At most this many items per target.")
 @click.option("--split", default="test", show_default=True)
+@click.option("--trust-task-code", is_flag=True,
+              help="Import an lm-eval task's `!function` code from its folder.")  # fmt: skip
 def evaluate(
-    model_ref, adapters, task_refs, out_dir, dtype, device, batch_size, limit, split
-) -> None:
+    model_ref, adapters, task_refs, out_dir, dtype, device, batch_size, limit, split,
+    trust_task_code,
+) -> None:  # fmt: skip
     """Score the base model and every adapter on every target (acc, acc_norm)."""
     from transferlab.scoring import evaluate_command
 
@@ -191,6 +196,7 @@ def evaluate(
         batch_size=batch_size,
         limit=limit,
         split=split,
+        trust_task_code=trust_task_code,
     )
     click.echo(scores.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     click.echo(f"Wrote {out_dir / 'items.jsonl'} and {out_dir / 'scores.csv'}")

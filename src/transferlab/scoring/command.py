@@ -25,7 +25,7 @@ SCORE_COLUMNS = ["model_state", "task", "language", "n", "acc", "acc_norm"]
 
 
 def load_targets(
-    task_refs: list[str], split: str, limit: int | None
+    task_refs: list[str], split: str, limit: int | None, trust_task_code: bool = False
 ) -> tuple[dict[Cell, list[Any]], dict[str, str], dict[Cell, Any]]:
     """Return the items of every target cell named by ``task_refs``, each cell's task hash and,
     for generative cells, the task's generation settings."""
@@ -35,7 +35,7 @@ def load_targets(
     hashes: dict[str, str] = {}
     generation: dict[Cell, Any] = {}
     for ref in task_refs:
-        spec = get_task(ref)
+        spec = get_task(ref, trust_task_code)
         _name, language = parse_task_ref(ref)
         for lang in [language] if language else list(spec.languages):
             items = list(spec.items(lang, split))
@@ -98,6 +98,7 @@ def evaluate_command(
     limit: int | None = None,
     split: str = "test",
     progress: bool = True,
+    trust_task_code: bool = False,
 ) -> Any:
     """Score the base model and every adapter on every target; return the scores table.
 
@@ -120,7 +121,7 @@ def evaluate_command(
         raise UserError("--task", "no target task given", "pass --task NAME[:LANG] at least once")
     check_dtype_device(dtype, device)
     states = model_states([Path(a) for a in adapters])
-    targets, task_hashes, generation = load_targets(task_refs, split, limit)
+    targets, task_hashes, generation = load_targets(task_refs, split, limit, trust_task_code)
     choice = {cell: items for cell, items in targets.items() if cell not in generation}
     generative = {cell: items for cell, items in targets.items() if cell in generation}
 

@@ -21,6 +21,7 @@ from transferlab.tasks.generative import parse_generation
 from transferlab.tasks.sources import HubDataset
 from transferlab.tasks.spec import TaskSpec
 from transferlab.tasks.splits import SplitPlan
+from transferlab.tasks.taskcode import ProcessedData, resolve_task_code
 from transferlab.tasks.templates import render, resolve_choices, resolve_target, resolve_text
 from transferlab.tasks.types import GenItem, MCItem, TrainExample
 
@@ -29,13 +30,13 @@ SUPPORTED = {
     "validation_split", "training_split", "doc_to_text", "doc_to_choice", "doc_to_target",
     "target_delimiter", "description", "metric_list", "metadata", "include",
     "generation_kwargs", "filter_list", "num_fewshot", "fewshot_split", "fewshot_config",
-    "fewshot_delimiter",
+    "fewshot_delimiter", "process_docs",
 }  # fmt: skip
 OUTPUT_TYPES = ("multiple_choice", "generate_until")
 GENERATIVE = {"generation_kwargs", "filter_list"}  # keys only a generate_until task has
 # Keys that do not change zero-shot log-likelihood scoring.
 IGNORED = {
-    "tag", "group", "should_decontaminate",
+    "tag", "group", "task_alias", "should_decontaminate",
     "doc_to_decontamination_query", "aggregate_metric_list", "dataset_url",
 }  # fmt: skip
 LOCAL_FORMATS = {"json": "json", "csv": "csv", "parquet": "parquet"}
@@ -59,17 +60,8 @@ def _merge_includes(doc: dict[str, Any], path: Path, seen: tuple[Path, ...] = ()
 
 
 def _check_supported(doc: dict[str, Any], where: str) -> None:
-    from transferlab.tasks.taskfile import FunctionTag
-
     supported = SUPPORTED if doc.get("output_type") == "generate_until" else SUPPORTED - GENERATIVE
     unsupported = sorted(k for k in doc if k not in supported | IGNORED)
-    functions = sorted(k for k, v in doc.items() if isinstance(v, FunctionTag))
-    if functions:
-        raise UserError(
-            where,
-            f"{', '.join(functions)}: `!function` (Python code) is not supported",
-            "write the field as a column name or a Jinja template, or preprocess the data file",
-        )
     if unsupported:
         raise UserError(
             where,
@@ -265,8 +257,10 @@ class LmEvalGenRenderer:
 def _references(spec: Any, row: dict[str, Any], where: str) -> tuple[str, ...]:
     # lm-eval's doc_to_target for a task without choices: a column, or a template whose text is
     # the answer (a "[...]" text is several answers); digits stay text, unlike multiple choice
-    if isinstance(spec, list):
-        value: Any = spec
+    if callable(spec):  # a trusted `!function`
+        value: Any = spec(row)
+    elif isinstance(spec, list):
+        value = spec
     elif isinstance(spec, str) and spec in row:
         value = row[spec]
     elif isinstance(spec, int):
@@ -305,14 +299,15 @@ def _is_language(code: str) -> bool:
         return False
 
 
-def spec_from_lm_eval(doc: dict[str, Any], path: Path) -> TaskSpec:
-    """Return the TaskSpec of an lm-eval multiple-choice task YAML (one language).
+def spec_from_lm_eval(doc: dict[str, Any], path: Path, trust_task_code: bool = False) -> TaskSpec:
+    """Return the TaskSpec of an lm-eval task YAML (one language; multiple choice or generate).
 
     The language is ``metadata.language`` or a trailing ``_xx`` language code in the task name
-    (``arc_de`` → task ``arc``, language ``de``); otherwise ``und``.
+    (``arc_de`` → task ``arc``, language ``de``); otherwise ``und``. ``!function`` fields are
+    imported from the task's folder only with ``trust_task_code``.
     """
     where = str(path)
-    doc = _merge_includes(doc, path)
+    doc = resolve_task_code(_merge_includes(doc, path), where, trust_task_code)
     _check_supported(doc, where)
     dataset_path = doc.get("dataset_path")
     if not dataset_path:
@@ -321,6 +316,8 @@ def spec_from_lm_eval(doc: dict[str, Any], path: Path) -> TaskSpec:
         source = _local_files(doc, path, where)
     else:
         source = HubDataset(str(dataset_path), where, config=doc.get("dataset_name"))
+    if callable(doc.get("process_docs")):
+        source = ProcessedData(source, doc["process_docs"])
     test_pool = doc.get("test_split") or doc.get("validation_split")
     if not test_pool:
         raise UserError(where, "test_split: missing", "name the split to evaluate on")

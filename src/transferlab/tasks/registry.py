@@ -50,19 +50,20 @@ def _load_registered(name: str) -> TaskSpec:
 
 
 @lru_cache(maxsize=64)
-def _load_path(path: str, mtime_ns: int) -> TaskSpec:
-    return load_task_file(Path(path))
+def _load_path(path: str, mtime_ns: int, trust_task_code: bool) -> TaskSpec:
+    return load_task_file(Path(path), trust_task_code)
 
 
-def get_task(ref: str) -> TaskSpec:
+def get_task(ref: str, trust_task_code: bool = False) -> TaskSpec:
     """Return the TaskSpec of a registered name or a task YAML path (``:lang`` is checked, then
-    dropped). Task files are validated now: their data is read and every test item rendered."""
+    dropped). Task files are validated now: their data is read and every test item rendered.
+    ``trust_task_code`` imports an lm-eval file's ``!function`` fields from its folder."""
     name, language = parse_task_ref(str(ref))
     if _is_path(name):
         path = Path(name).expanduser().resolve()
         if not path.is_file():
             raise UserError(name, "task file does not exist", "give the path to a task YAML")
-        spec = _load_path(str(path), path.stat().st_mtime_ns)
+        spec = _load_path(str(path), path.stat().st_mtime_ns, trust_task_code)
         spec.validate()
     elif name in _registered():
         spec = _load_registered(name)
@@ -114,11 +115,13 @@ def _declared(n: int | None, share: float) -> str:
     return str(n - validation if share > 0.5 else validation)
 
 
-def render_task(ref: str, n_items: int = 3, split: str = "test") -> str:
+def render_task(
+    ref: str, n_items: int = 3, split: str = "test", trust_task_code: bool = False
+) -> str:
     """Return ``n_items`` rendered items of a task (every language, or the one in ``name:lang``)
     with their scored continuations, gold answer and training target."""
     name, language = parse_task_ref(ref)
-    spec = get_task(ref)
+    spec = get_task(ref, trust_task_code)
     languages = [language] if language else list(spec.languages)
     out: list[str] = []
     for lang in languages:

@@ -50,7 +50,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise UserError(str(path), f"not valid YAML: {error}".replace("\n", " "), "") from None
     if not isinstance(loaded, dict):
         raise UserError(str(path), "a task YAML must be a mapping of keys", "")
-    return loaded
+    from transferlab.tasks.taskcode import attach_folder
+
+    return attach_folder(loaded, path.parent)  # a `!function` module lives next to its YAML
 
 
 class _LmEvalLoader(yaml.SafeLoader):
@@ -63,7 +65,9 @@ _LmEvalLoader.add_constructor(
 
 
 class FunctionTag(str):
-    """The value of a ``!function module.name`` tag (Python code, which transferlab does not run)."""
+    """The value of a ``!function module.name`` tag: Python code, run only when trusted."""
+
+    folder = None  # the folder of the YAML that holds the tag (see tasks.taskcode)
 
 
 def check_keys(section: dict[str, Any], allowed: tuple[str, ...], where: str, prefix: str) -> None:
@@ -213,11 +217,12 @@ def spec_from_mapping(doc: dict[str, Any], where: str, base: Path) -> TaskSpec:
     )
 
 
-def load_task_file(path: Path) -> TaskSpec:
-    """Return the TaskSpec of a transferlab task YAML or an lm-evaluation-harness task YAML."""
+def load_task_file(path: Path, trust_task_code: bool = False) -> TaskSpec:
+    """Return the TaskSpec of a transferlab task YAML or an lm-evaluation-harness task YAML
+    (``trust_task_code``: import its ``!function`` fields)."""
     doc = read_yaml(path)
     if "task" in doc and "name" not in doc:
         from transferlab.tasks.lmeval import spec_from_lm_eval
 
-        return spec_from_lm_eval(doc, path)
+        return spec_from_lm_eval(doc, path, trust_task_code)
     return spec_from_mapping(doc, str(path), path.parent)

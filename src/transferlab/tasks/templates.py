@@ -70,6 +70,8 @@ def template_columns(template: str) -> set[str]:
 
 def resolve_text(spec: str | int, row: dict[str, Any], where: str, field: str) -> Any:
     """Return lm-eval's ``doc_to_text`` value: a column, or a rendered template (digits → int)."""
+    if callable(spec):  # a trusted `!function`
+        return spec(row)
     if isinstance(spec, int):
         return spec
     if spec in row:
@@ -80,6 +82,8 @@ def resolve_text(spec: str | int, row: dict[str, Any], where: str, field: str) -
 
 def resolve_target(spec: str | int | list, row: dict[str, Any], where: str, field: str) -> Any:
     """Return lm-eval's ``doc_to_target`` value: int, str, or a list parsed from ``[...]``."""
+    if callable(spec):  # a trusted `!function`
+        return spec(row)
     if isinstance(spec, int | list):
         return spec
     if spec in row:
@@ -98,6 +102,8 @@ def resolve_target(spec: str | int | list, row: dict[str, Any], where: str, fiel
 def resolve_choices(spec: str | list | dict, row: dict[str, Any], where: str, field: str) -> Any:
     """Return lm-eval's ``doc_to_choice`` value: a column, a template evaluated as a Python
     literal, a fixed list (its entries are not rendered, as in lm-eval) or a dict's values."""
+    if callable(spec):  # a trusted `!function`
+        return spec(row)
     if isinstance(spec, list):
         return spec
     if isinstance(spec, dict):
