@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from transferlab.analysis.bootstrap import ITEM_COLUMNS as ITEM_SCHEMA
-from transferlab.analysis.schema import PER_SEED_COLUMNS as PER_SEED_SCHEMA
+from transferlab.analysis.columns import PER_SEED_COLUMNS as PER_SEED_SCHEMA
 from transferlab.grid import regime_of
 from transferlab.plan import BASE, Plan
 from transferlab.store import Store, UnitScore

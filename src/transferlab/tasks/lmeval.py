@@ -20,6 +20,7 @@ from transferlab.tasks.spec import TaskSpec
 from transferlab.tasks.splits import SplitPlan
 from transferlab.tasks.templates import render, resolve_choices, resolve_target, resolve_text
 from transferlab.tasks.types import MCItem, TrainExample
+from transferlab.tasks.yamlfile import FunctionTag, read_yaml
 
 SUPPORTED = {
     "task", "output_type", "dataset_path", "dataset_name", "dataset_kwargs", "test_split",
@@ -36,8 +37,6 @@ _SUFFIX_LANGUAGE = re.compile(r"^(?P<name>.+)_(?P<lang>[a-z]{2,3})$")
 
 
 def _merge_includes(doc: dict[str, Any], path: Path, seen: tuple[Path, ...] = ()) -> dict:
-    from transferlab.tasks.taskfile import read_yaml
-
     if "include" not in doc:
         return doc
     included = (path.parent / str(doc["include"])).resolve()
@@ -52,8 +51,6 @@ def _merge_includes(doc: dict[str, Any], path: Path, seen: tuple[Path, ...] = ()
 
 
 def _check_supported(doc: dict[str, Any], where: str) -> None:
-    from transferlab.tasks.taskfile import FunctionTag
-
     unsupported = sorted(k for k in doc if k not in SUPPORTED | IGNORED)
     functions = sorted(k for k, v in doc.items() if isinstance(v, FunctionTag))
     if functions:

@@ -17,13 +17,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from transferlab.errors import UserError, did_you_mean
+from transferlab.tasks.lmeval import spec_from_lm_eval
 from transferlab.tasks.prompts import PROMPT_KEYS, FieldRenderer
 from transferlab.tasks.sources import HubDataset, LocalFiles
 from transferlab.tasks.spec import ANSWER_FORMATS, METRICS, OUTPUT_TYPES, TRAIN_FORMATS, TaskSpec
 from transferlab.tasks.splits import SplitPlan
+from transferlab.tasks.yamlfile import read_yaml
 
 TOP_KEYS = (
     "name", "description", "output_type", "languages", "data", "splits", "fields", "eval",
@@ -38,32 +38,6 @@ SECTION_KEYS = {
     "prompt": PROMPT_KEYS,
 }
 DEFAULT_METRIC = {"cloze": "acc_norm", "letters": "acc"}
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    """Return a YAML file's top-level mapping; unreadable or non-mapping files are a UserError."""
-    if not path.is_file():
-        raise UserError(str(path), "task file does not exist", "give the path to a task YAML")
-    try:
-        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_LmEvalLoader)
-    except yaml.YAMLError as error:
-        raise UserError(str(path), f"not valid YAML: {error}".replace("\n", " "), "") from None
-    if not isinstance(loaded, dict):
-        raise UserError(str(path), "a task YAML must be a mapping of keys", "")
-    return loaded
-
-
-class _LmEvalLoader(yaml.SafeLoader):
-    """SafeLoader that keeps lm-eval's ``!function`` tags as a marker instead of failing."""
-
-
-_LmEvalLoader.add_constructor(
-    "!function", lambda loader, node: FunctionTag(loader.construct_scalar(node))
-)
-
-
-class FunctionTag(str):
-    """The value of a ``!function module.name`` tag (Python code, which transferlab does not run)."""
 
 
 def check_keys(section: dict[str, Any], allowed: tuple[str, ...], where: str, prefix: str) -> None:
@@ -217,7 +191,5 @@ def load_task_file(path: Path) -> TaskSpec:
     """Return the TaskSpec of a transferlab task YAML or an lm-evaluation-harness task YAML."""
     doc = read_yaml(path)
     if "task" in doc and "name" not in doc:
-        from transferlab.tasks.lmeval import spec_from_lm_eval
-
         return spec_from_lm_eval(doc, path)
     return spec_from_mapping(doc, str(path), path.parent)
