@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from transferlab.errors import UserError
+from transferlab.fileio import sha256_file
+from transferlab.versions import library_versions
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +89,6 @@ def transferlab_home() -> Path:
     return Path(os.environ.get("TRANSFERLAB_HOME") or "~/.cache/transferlab").expanduser()
 
 
-def sha256_file(file: Path) -> str:
-    """Return the hex SHA-256 of a file's bytes."""
-    sha = hashlib.sha256()
-    with file.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            sha.update(block)
-    return sha.hexdigest()
-
-
 @contextlib.contextmanager
 def _lock(path: Path) -> Iterator[None]:
     # flock is released by the kernel when the holder dies, so a killed preparation never
@@ -117,10 +109,6 @@ def _package_version(dist: str) -> str:
         return version(dist)
     except PackageNotFoundError:
         return "not installed"
-
-
-def _versions() -> dict[str, str]:
-    return {d: _package_version(d) for d in ("torch", "transformers", "gguf", "transferlab")}
 
 
 # How the tokenizer happened to be loaded (offline or not, from where), which transformers saves
@@ -163,7 +151,7 @@ def _convert_gguf(gguf: Path, dest: Path, provenance: dict[str, Any]) -> None:
         "conversion_format": CONVERSION_FORMAT,
         "converted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "conversion_s": round(time.time() - started, 1),
-        "versions": _versions(),
+        "versions": library_versions(("torch", "transformers", "gguf", "transferlab")),
     }
     (dest / PROVENANCE_FILE).write_text(json.dumps(record, indent=2) + "\n")
 

@@ -115,20 +115,6 @@ def write_items(plan: Plan, store: Store, file: Path) -> int:
     return n
 
 
-def write_csv(frame: pd.DataFrame, file: Path) -> None:
-    """Write ``frame`` to ``file`` via a temporary file and a rename."""
-    tmp = file.with_name(file.name + ".tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, file)
-
-
-def write_json(data: dict[str, Any], file: Path) -> None:
-    """Write ``data`` as indented JSON via a temporary file and a rename."""
-    tmp = file.with_name(file.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-    os.replace(tmp, file)
-
-
 def run_info(plan: Plan, jobs: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """Return run_info.json's content (docs/architecture.md) plus ``extra`` fields."""
     study = plan.study

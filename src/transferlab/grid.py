@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+BASE = "base"  # the model state of the un-tuned model, beside one state per trained source
+
 
 @dataclass(frozen=True, order=True)
 class Cell:

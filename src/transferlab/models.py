@@ -19,9 +19,9 @@ from transferlab.conversion import (
     PROVENANCE_FILE,
     gguf_folder,
     preset_folder,
-    sha256_file,
 )
 from transferlab.errors import UserError, did_you_mean
+from transferlab.fileio import sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -15,33 +15,11 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from transferlab.config import Study
-from transferlab.grid import Cell, Source
-
-BASE = "base"  # the state name of the un-tuned model
-
-
-@cache
-def code_versions() -> dict[str, str]:
-    """Return the versions of the code that determines results.
-
-    Library versions, plus a hash of transferlab's own training and scoring sources: during
-    development the package version stays put while the code that makes the numbers changes.
-    """
-    from transferlab.training.outputs import library_versions
-
-    package = Path(__file__).parent
-    found = library_versions()
-    for part in ("training", "scoring"):
-        digest = hashlib.sha256()
-        for file in sorted((package / part).glob("*.py")):
-            digest.update(file.name.encode() + b"\0" + file.read_bytes())
-        found[f"transferlab.{part}"] = digest.hexdigest()[:12]
-    return found
+from transferlab.grid import BASE, Cell, Source
+from transferlab.versions import code_versions
 
 
 def content_key(*parts: Any) -> str:
@@ -86,7 +64,7 @@ class TrainJob:
 
 
 @dataclass(frozen=True)
-class Unit:
+class EvalUnit:
     """One model state (base, or the adapter of a training job) scored on one target cell."""
 
     key: str
@@ -104,7 +82,7 @@ class EvalJob:
     key: str
     model: ModelRef
     seed: int | None  # None for the baseline
-    units: tuple[Unit, ...]
+    units: tuple[EvalUnit, ...]
     task_refs: tuple[tuple[str, str], ...]
     evaluation: dict[str, Any]
     provenance: dict[str, Any] = field(compare=False)
@@ -132,7 +110,7 @@ class Plan:
     task_hashes: dict[Cell, str]
     headline: dict[str, str]  # task → its headline metric
     train_jobs: list[TrainJob]
-    units: list[Unit]
+    units: list[EvalUnit]
     versions: dict[str, str]
     task_refs: tuple[tuple[str, str], ...]
 
@@ -186,12 +164,12 @@ def _train_job(
 
 def _units(
     study: Study, model: ModelRef, state: str, seed: int | None, task_hashes: dict[Cell, str]
-) -> list[Unit]:
+) -> list[EvalUnit]:
     # An adapter's state is its training key, which already covers the training code.
     versions = _without(code_versions(), "training")
     evaluation = study.evaluation.model_dump()
     return [
-        Unit(
+        EvalUnit(
             content_key("score", model.model_hash, state, task_hashes[c], evaluation, versions),
             model.name,
             state,
@@ -257,7 +235,7 @@ def evaluation_jobs(
     done = set(done_units)
     ready_set = set(ready) if ready is not None else None
     settled_set = set(settled) if settled is not None else None
-    groups: dict[tuple[str, int | None], list[Unit]] = defaultdict(list)
+    groups: dict[tuple[str, int | None], list[EvalUnit]] = defaultdict(list)
     for unit in plan.units:
         if unit.key in done:
             continue

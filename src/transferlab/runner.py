@@ -207,7 +207,8 @@ class _Driver:
 
 
 def _export(plan: Plan, store: Store, out: Path) -> str:
-    from transferlab.exports import per_seed_table, write_csv, write_items
+    from transferlab.exports import per_seed_table, write_items
+    from transferlab.fileio import write_csv
 
     per_seed = per_seed_table(plan, store.scores())
     write_csv(per_seed, out / "results_per_seed.csv")
@@ -253,7 +254,8 @@ def run_study(
     progress: bool = True,
 ) -> RunOutcome:
     """Run the study at ``study`` to the end and return the summary and the number failed."""
-    from transferlab.exports import run_info, write_json
+    from transferlab.exports import run_info
+    from transferlab.fileio import write_json
 
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()

@@ -19,8 +19,8 @@ from transferlab.analysis.distance import typological_distances
 from transferlab.analysis.figures import analysis_figures, png_bytes
 from transferlab.analysis.result import INDEXED_TABLES, run_analysis
 from transferlab.analysis.schema import ResultsTable, table_from_frame
-from transferlab.conversion import sha256_file
 from transferlab.errors import UserError
+from transferlab.fileio import sha256_file
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -13,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from transferlab.errors import UserError
-from transferlab.grid import Cell
-from transferlab.scoring.adapters import BASE, ModelState, adapter_hash, check_adapter_files
+from transferlab.grid import BASE, Cell
+from transferlab.scoring.adapters import ModelState, adapter_hash, check_adapter_files
+from transferlab.versions import library_versions
 
 log = logging.getLogger(__name__)
 
@@ -69,18 +69,6 @@ def model_states(adapters: list[Path]) -> list[ModelState]:
             )
         states.append(state)
     return states
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": platform.python_version()}
-    for name in ("torch", "transformers", "peft", "transferlab"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "not installed"
-    return found
 
 
 def evaluate_command(
@@ -145,7 +133,7 @@ def evaluate_command(
         "device": device,
         "batch_size": batch_size,
         "acc_norm": "argmax of loglikelihood / len(choice) in characters (lm-eval 0.4.x)",
-        "versions": _versions(),
+        "versions": library_versions(),
         "wall_time_s": round(time.time() - started, 2),
     }
     _write_outputs(out_dir, results, scores, provenance)

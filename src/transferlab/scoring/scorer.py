@@ -13,9 +13,10 @@ from transferlab.grid import Cell
 from transferlab.models import LoadedModel
 from transferlab.scoring.adapters import AdapterSwitch, ModelState, check_adapter
 from transferlab.scoring.engine import RowScorer
-from transferlab.scoring.packing import plan_batches
-from transferlab.scoring.requests import Encoder, encode_items, resolve_max_length
+from transferlab.scoring.packing import forward_batches
+from transferlab.scoring.requests import encode_items
 from transferlab.tasks.types import MCItem
+from transferlab.tokenization import Encoder, resolve_max_length
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def score(
     units = encode_items(encoder, items, [str(c) for c in cells])
     if not units:
         return []
-    batches = plan_batches(units, batch_size)
+    batches = forward_batches(units, batch_size)
 
     results: list[ItemResult] = []
     bar = tqdm(
