@@ -156,12 +156,34 @@ def _convert_gguf(gguf: Path, dest: Path, provenance: dict[str, Any]) -> None:
     (dest / PROVENANCE_FILE).write_text(json.dumps(record, indent=2) + "\n")
 
 
-def _prepare(name: str, make_gguf: Callable[[Path], Path], provenance: dict[str, Any]) -> Path:
-    """Return ``$TRANSFERLAB_HOME/models/<name>``, converting the GGUF once if it is missing."""
+class NotPrepared(UserError):
+    """A preset or GGUF file asked for without conversion has not been converted yet."""
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(
+            ref,
+            "not prepared yet, so its content hash (and every job key) is not known",
+            f"run `transferlab models prepare {ref}`; `transferlab run` prepares it first",
+        )
+
+
+def _prepare(
+    name: str,
+    make_gguf: Callable[[Path], Path],
+    provenance: dict[str, Any],
+    convert: bool = True,
+    ref: str = "",
+) -> Path:
+    """Return ``$TRANSFERLAB_HOME/models/<name>``, converting the GGUF once if it is missing.
+
+    With ``convert=False`` a missing conversion raises NotPrepared instead.
+    """
     root = transferlab_home() / "models"
     final = root / name
     if _is_current(final, provenance):
         return final
+    if not convert:
+        raise NotPrepared(ref or name)
     with _lock(root / f".{name}.lock"):
         if _is_current(final, provenance):  # another process finished while we waited
             return final
@@ -190,19 +212,20 @@ def _is_current(folder: Path, provenance: dict[str, Any]) -> bool:
     return same_release and record.get("conversion_format") == CONVERSION_FORMAT
 
 
-def preset_folder(preset: Preset) -> Path:
-    """Return the preset's converted folder, converting it first if needed."""
+def preset_folder(preset: Preset, convert: bool = True) -> Path:
+    """Return the preset's converted folder, converting it first if needed (and allowed)."""
     provenance = {
         "preset": preset.name,
         "package": preset.package,
         "package_version": _package_version(preset.package),
         "description": preset.description,
     }
-    return _prepare(preset.name, preset.gguf, provenance)
+    return _prepare(preset.name, preset.gguf, provenance, convert, preset.name)
 
 
-def gguf_folder(gguf: Path) -> Path:
-    """Return the converted folder of a GGUF file, converting it first if needed."""
+def gguf_folder(gguf: Path, convert: bool = True) -> Path:
+    """Return the converted folder of a GGUF file, converting it first if needed (and allowed)."""
     digest = sha256_file(gguf)[:12]
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", gguf.stem)
-    return _prepare(f"gguf-{name}-{digest}", lambda _work: gguf, {"source_path": str(gguf)})
+    provenance = {"source_path": str(gguf)}
+    return _prepare(f"gguf-{name}-{digest}", lambda _work: gguf, provenance, convert, str(gguf))

@@ -182,7 +182,11 @@ def _units(
 
 
 def plan_study(study: Study) -> Plan:
-    """Return the study's training jobs and evaluation units (models resolved and hashed)."""
+    """Return the study's training jobs and evaluation units (models resolved and hashed).
+
+    Planning reads and hashes models but never converts one: a preset not prepared yet raises
+    ``NotPrepared`` (``transferlab run`` prepares its models before planning).
+    """
     from transferlab.models import model_info
 
     task_hashes = {
@@ -190,7 +194,7 @@ def plan_study(study: Study) -> Plan:
     }
     models, train_jobs, units = [], [], []
     for spec in study.models:
-        info = model_info(spec.ref)
+        info = model_info(spec.ref, convert=False)
         model = ModelRef(
             spec.display_name,
             spec.ref,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from transferlab.config import Study, load_study
+from transferlab.conversion import NotPrepared
 from transferlab.errors import UserError
 from transferlab.executors import Executor, make_executor
 from transferlab.jobs import EvalResult, JobInputs, TrainResult
@@ -71,6 +72,10 @@ def _prepare(
         study.out_dir = Path(out_dir)
     study.out_dir = study.resolved_out_dir
     check_output_dir(study.out_dir)
+    from transferlab.models import resolve_model
+
+    for spec in study.models:  # convert presets and GGUF files once, before planning needs them
+        resolve_model(spec.ref)
     if study.executor.kind == "local":  # Ray jobs run where the devices are, not here
         from transferlab.models import check_dtype_device
 
@@ -389,7 +394,10 @@ def study_status(
     """Return a readable account of a study's done, running, pending and failed jobs."""
     config = load_study(study, overrides)
     out = Path(out_dir) if out_dir is not None else config.resolved_out_dir
-    plan = plan_study(config)
+    try:
+        plan = plan_study(config)
+    except NotPrepared as missing:  # status never converts: nothing of this model can have run
+        return f"Study {config.name} ({out}): model {missing}"
     store = Store.open_existing(out)
     if store is None:
         return (
