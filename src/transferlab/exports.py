@@ -71,8 +71,8 @@ def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
                 "model_hash": model.model_hash,
                 "adapter_hash": tuned.provenance["adapter_hash"],
                 "task_hash": unit.task_hash,
-                "dtype": plan.study.evaluation.dtype,
-                "batch_size": plan.study.evaluation.batch_size,
+                "dtype": plan.evaluation.dtype,
+                "batch_size": plan.evaluation.batch_size,
                 "versions": versions,
             }
         )
@@ -117,10 +117,9 @@ def write_items(plan: Plan, store: Store, file: Path) -> int:
 
 def run_info(plan: Plan, jobs: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """Return run_info.json's content (docs/architecture.md) plus ``extra`` fields."""
-    study = plan.study
     return {
-        "study": study.name,
-        "config": study.model_dump(mode="json"),
+        "study": plan.name,
+        "config": plan.config,
         "models": [
             {
                 "name": m.name,
@@ -135,8 +134,8 @@ def run_info(plan: Plan, jobs: dict[str, Any], extra: dict[str, Any]) -> dict[st
             {"name": c.task, "language": c.language, "task_hash": h}
             for c, h in plan.task_hashes.items()
         ],
-        "languages": list(study.languages),
-        "seeds": list(study.seeds),
+        "languages": list(plan.languages),
+        "seeds": list(plan.seeds),
         "versions": plan.versions,
         "jobs": jobs,
         **extra,

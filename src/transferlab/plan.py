@@ -17,8 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from transferlab.config import Study
+from transferlab.config import EvaluationSettings, Study
 from transferlab.grid import BASE, Cell, Source
+from transferlab.training.settings import TrainSettings
 from transferlab.versions import code_versions
 
 
@@ -49,7 +50,7 @@ class TrainJob:
     source: Source
     seed: int
     task_refs: tuple[tuple[str, str], ...]  # (task name, reference get_task resolves)
-    settings: dict[str, Any]
+    settings: TrainSettings
     items_per_source: int | None
     validation_items: int | None
     device: str
@@ -61,6 +62,16 @@ class TrainJob:
     def label(self) -> str:
         """Return a one-line description for progress and status."""
         return f"train {self.model.name} on {self.source} seed {self.seed}"
+
+    @property
+    def priority(self) -> int:
+        """Return 1: after the baselines, before the evaluations that need the adapter."""
+        return 1
+
+    @property
+    def unit_keys(self) -> tuple[str, ...]:
+        """Return no units: a training commits an adapter."""
+        return ()
 
 
 @dataclass(frozen=True)
@@ -84,7 +95,7 @@ class EvalJob:
     seed: int | None  # None for the baseline
     units: tuple[EvalUnit, ...]
     task_refs: tuple[tuple[str, str], ...]
-    evaluation: dict[str, Any]
+    evaluation: EvaluationSettings
     provenance: dict[str, Any] = field(compare=False)
     state_names: dict[str, str] = field(default_factory=dict, compare=False)  # key → readable
     kind: str = "evaluate"
@@ -97,15 +108,26 @@ class EvalJob:
         cells = len({u.cell for u in self.units})
         return f"evaluate {self.model.name} {what} on {cells} cell(s)"
 
+    @property
+    def priority(self) -> int:
+        """Return 0 for a baseline (it waits for nothing), else 2 (after the trainings)."""
+        return 0 if self.seed is None else 2
 
-Job = TrainJob | EvalJob
+    @property
+    def unit_keys(self) -> tuple[str, ...]:
+        """Return the keys of the units the job commits."""
+        return tuple(u.key for u in self.units)
 
 
 @dataclass
 class Plan:
-    """Everything a study asks for, before looking at what is done."""
+    """Everything a study asks for, before looking at what is done (the study is not kept)."""
 
-    study: Study
+    name: str
+    config: dict[str, Any]  # the resolved study config, as run_info.json records it
+    languages: list[str]
+    seeds: list[int]
+    evaluation: EvaluationSettings
     models: list[ModelRef]
     task_hashes: dict[Cell, str]
     headline: dict[str, str]  # task → its headline metric
@@ -130,7 +152,7 @@ def _without(versions: dict[str, str], part: str) -> dict[str, str]:
 def _train_job(
     study: Study, model: ModelRef, source: Source, seed: int, task_hashes: dict[Cell, str]
 ) -> TrainJob:
-    settings = study.training.model_dump(mode="json")
+    settings = study.training.model_dump(mode="json")  # the key's and the record's form
     data = study.train_data.model_dump()
     versions = _without(code_versions(), "scoring")  # scoring code does not shape an adapter
     parts = [(str(c), task_hashes[c], w) for c, w in source.parts]
@@ -153,7 +175,7 @@ def _train_job(
         source,
         seed,
         tuple(study.task_refs.items()),
-        settings,
+        study.training.model_copy(),
         data["items_per_source"],
         data["validation_items"],
         device,
@@ -212,7 +234,11 @@ def plan_study(study: Study) -> Plan:
                 units += _units(study, model, job.key, seed, task_hashes)
     headline = {name: spec.metric for name, spec in study.task_specs.items()}
     return Plan(
-        study,
+        study.name,
+        study.model_dump(mode="json"),
+        list(study.languages),
+        list(study.seeds),
+        study.evaluation.model_copy(),
         models,
         task_hashes,
         headline,
@@ -252,7 +278,7 @@ def evaluation_jobs(
         groups[(unit.model, unit.seed)].append(unit)
     by_name = {m.name: m for m in plan.models}
     names = {j.key: f"{j.source}.seed{j.seed}" for j in plan.train_jobs}
-    evaluation = plan.study.evaluation.model_dump()
+    evaluation = plan.evaluation.model_dump()
     jobs = []
     for (model, seed), units in groups.items():
         key = content_key("evaluate", sorted(u.key for u in units))
@@ -265,7 +291,7 @@ def evaluation_jobs(
                 seed,
                 tuple(units),
                 plan.task_refs,
-                evaluation,
+                plan.evaluation,
                 provenance,
                 states,
             )

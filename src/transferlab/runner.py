@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from transferlab.config import Study, load_study
-from transferlab.conversion import NotPrepared
 from transferlab.errors import UserError
 from transferlab.executors import Executor, make_executor
-from transferlab.jobs import EvalResult, JobInputs, TrainResult
-from transferlab.plan import BASE, Job, Plan, TrainJob, evaluation_jobs, plan_study
+from transferlab.jobs import KINDS, Job, kind_of
+from transferlab.plan import Plan, plan_study
+from transferlab.status import job_counts, job_time, study_status
 from transferlab.store import Store
+
+__all__ = ["RunOutcome", "check_output_dir", "failure_reason", "run_study", "study_status"]
 
 log = logging.getLogger(__name__)
 
@@ -89,38 +91,29 @@ def _prepare(
 class _Driver:
     """Claims, executes, commits and retries jobs until every one is done or out of attempts."""
 
-    def __init__(self, plan: Plan, store: Store, executor: Executor, progress: bool) -> None:
+    def __init__(
+        self, plan: Plan, store: Store, executor: Executor, retries: int, progress: bool
+    ) -> None:
         self.plan, self.store, self.executor = plan, store, executor
-        self.retries = plan.study.executor.retries
+        self.retries = retries
         self.attempts: Counter[str] = Counter()
         self.exhausted: dict[str, Job] = {}
-        self.wall = {"train": 0.0, "evaluate": 0.0}
-        self.cpu = {"train": 0.0, "evaluate": 0.0}  # this process's CPU: local jobs only
+        self.wall = dict.fromkeys(KINDS, 0.0)
+        self.cpu = dict.fromkeys(KINDS, 0.0)  # this process's CPU: local jobs only
         self.finished = 0
         self.bar = self._progress_bar() if progress else None
 
     def _progress_bar(self) -> Any:
         from tqdm.auto import tqdm
 
-        done = set(self.store.adapters())
-        total = sum(j.key not in done for j in self.plan.train_jobs)
-        total += len(evaluation_jobs(self.plan, self.store.scores()))
+        total = sum(kind.outstanding(self.plan, self.store) for kind in KINDS.values())
         return tqdm(total=total, desc="study", unit="job", position=0, dynamic_ncols=True)
 
     def todo(self) -> list[Job]:
-        """Return the jobs that can run now: baselines, trainings, then ready evaluations."""
-        adapters = self.store.adapters()
-        settled = set(adapters) | set(self.exhausted)
-        trainings = [
-            j for j in self.plan.train_jobs if j.key not in adapters and j.key not in self.exhausted
-        ]
-        evaluations = [
-            j
-            for j in evaluation_jobs(self.plan, self.store.scores(), adapters, settled)
-            if j.key not in self.exhausted
-        ]
-        baselines = [j for j in evaluations if j.seed is None]
-        return baselines + trainings + [j for j in evaluations if j.seed is not None]
+        """Return the jobs of every kind that can run now, lowest ``priority`` first."""
+        exhausted = set(self.exhausted)
+        jobs = [j for kind in KINDS.values() for j in kind.todo(self.plan, self.store, exhausted)]
+        return sorted(jobs, key=lambda j: j.priority)  # stable: plan order within a priority
 
     def run(self) -> None:
         """Run rounds of ready jobs until none is left."""
@@ -135,13 +128,6 @@ class _Driver:
         if self.bar is not None:
             self.bar.close()
 
-    def _inputs(self, job: Job) -> JobInputs:
-        if isinstance(job, TrainJob):
-            return JobInputs(adapter_dir=self.store.staging_dir(job.key) / "adapter")
-        adapters = self.store.adapters()
-        states = {u.state for u in job.units if u.state != BASE}
-        return JobInputs(adapters={k: adapters[k][:2] for k in states})
-
     def _drain(self, jobs: list[Job]) -> None:
         queue = deque(jobs)
         running: dict[str, float] = {}
@@ -150,8 +136,7 @@ class _Driver:
                 for job in list(queue):
                     if len(running) >= self.executor.capacity:
                         break
-                    units = [u.key for u in getattr(job, "units", ())]
-                    state = self.store.claim(job.key, job.kind, job.label, units)
+                    state = self.store.claim(job.key, job.kind, job.label, job.unit_keys)
                     if state == "busy":
                         continue
                     queue.remove(job)
@@ -160,7 +145,7 @@ class _Driver:
                         if self.bar is not None:
                             self.bar.set_postfix_str(job.label)
                         running[job.key] = time.perf_counter()
-                        self.executor.submit(job, self._inputs(job))
+                        self.executor.submit(job, kind_of(job).inputs(job, self.store))
                     elif self.bar is not None:
                         self.bar.update(1)  # another run finished it meanwhile
                 if not running:
@@ -174,24 +159,13 @@ class _Driver:
                 self.cpu[job.kind] += time.process_time() - cpu
                 if isinstance(outcome, Exception):
                     self._failed(job, outcome, queue)
-                elif self._commit(job, outcome):
+                elif kind_of(job).commit(job, outcome, self.store):
                     log.info("done: %s (%.1f s)", job.label, seconds)
                     self._tick()
         except BaseException:
             for key in running:  # interrupted (Ctrl-C): hand the leases back at once
                 self.store.release(key)
             raise
-
-    def _commit(self, job: Job, outcome: TrainResult | EvalResult) -> bool:
-        if isinstance(outcome, TrainResult):
-            return self.store.commit_adapter(
-                job.key,
-                outcome.adapter_dir,
-                job.adapter_name,
-                outcome.adapter_hash,
-                outcome.metadata,
-            )
-        return self.store.commit_scores(job.key, outcome.scores, outcome.items)
 
     def _failed(self, job: Job, error: Exception, queue: deque) -> None:
         reason = failure_reason(error)
@@ -242,9 +216,9 @@ def _report(out: Path) -> str:
     return str(write_report(out, None))
 
 
-def _execute(plan: Plan, store: Store, executor: Executor, progress: bool) -> _Driver:
+def _execute(plan: Plan, store: Store, executor: Executor, retries: int, progress: bool) -> _Driver:
     try:
-        driver = _Driver(plan, store, executor, progress)
+        driver = _Driver(plan, store, executor, retries, progress)
         driver.run()
     finally:
         executor.close()
@@ -278,12 +252,10 @@ def run_study(
         executor.close()
         raise
     try:
-        driver = _execute(plan, store, executor, progress)
-        timings["train_s"] = round(driver.wall["train"], 3)
-        timings["evaluate_s"] = round(driver.wall["evaluate"], 3)
+        driver = _execute(plan, store, executor, config.executor.retries, progress)
+        timings.update({f"{kind}_s": round(s, 3) for kind, s in driver.wall.items()})
         if config.executor.kind == "local":
-            timings["train_cpu_s"] = round(driver.cpu["train"], 3)
-            timings["evaluate_cpu_s"] = round(driver.cpu["evaluate"], 3)
+            timings.update({f"{kind}_cpu_s": round(s, 3) for kind, s in driver.cpu.items()})
         t1 = time.perf_counter()
 
         def write_info() -> None:  # before the report (it reads it) and after (final timings)
@@ -293,9 +265,9 @@ def run_study(
                 "wall_time_s": round(time.perf_counter() - t0, 3),
                 "executor": config.executor.kind,
                 "timings": timings,
-                "job_time_s": _job_time(store),
+                "job_time_s": job_time(store),
             }
-            write_json(run_info(plan, _job_counts(plan, store), extra), out / "run_info.json")
+            write_json(run_info(plan, job_counts(plan, store), extra), out / "run_info.json")
 
         write_info()
         table = _export(plan, store, out)
@@ -317,109 +289,3 @@ def run_study(
     if report:
         lines.append(f"Report: {report}")
     return RunOutcome("\n".join(lines), len(failed), out, timings)
-
-
-@dataclass
-class Tally:
-    """Where a study stands, from its plan and its store."""
-
-    trainings: Counter[str]  # done / running / failed / pending
-    scored: int  # evaluation units with committed scores
-    units: int
-    evaluations_done: int  # evaluation jobs that committed units of this plan
-    evaluations_pending: int
-    failed: list[dict[str, Any]]
-    running: list[dict[str, Any]]
-
-
-def tally(plan: Plan, store: Store) -> Tally:
-    """Return counts of done, running, failed and pending jobs of ``plan`` in ``store``."""
-    records, adapters, job_of = store.jobs(), store.adapters(), store.unit_jobs()
-    unscored = {u.key for u in plan.units if u.key not in job_of}
-    trainings: Counter[str] = Counter()
-    failed, running = [], []
-    for job in plan.train_jobs:
-        record = records.get(job.key)
-        status = "done" if job.key in adapters else record.status if record else "pending"
-        trainings[status] += 1
-    for record in records.values():
-        relevant = (
-            record.key in {j.key for j in plan.train_jobs} and record.key not in adapters
-            if record.kind == "train"
-            else bool(unscored.intersection(record.units))
-        )
-        entry = {"key": record.key, "kind": record.kind, "label": record.label}
-        if relevant and record.status == "failed":
-            failed.append({**entry, "error": record.error, "attempts": record.attempts})
-        elif relevant and record.status == "running":
-            running.append({**entry, "owner": record.owner})
-    return Tally(
-        trainings,
-        len(plan.units) - len(unscored),
-        len(plan.units),
-        len({job_of[u.key] for u in plan.units if u.key in job_of}),
-        len(evaluation_jobs(plan, job_of)),
-        failed,
-        running,
-    )
-
-
-def _job_time(store: Store) -> dict[str, float]:
-    """Return the wall seconds of every done job by kind, summed over all runs of the study.
-
-    ``timings`` covers this run only (a rerun with nothing to do spends seconds); this is what
-    the results on disk cost to compute.
-    """
-    seconds: Counter[str] = Counter()
-    for record in store.jobs().values():
-        if record.status == "done" and record.wall_s is not None:
-            seconds[record.kind] += record.wall_s
-    return {kind: round(value, 3) for kind, value in sorted(seconds.items())}
-
-
-def _job_counts(plan: Plan, store: Store) -> dict[str, Any]:
-    t = tally(plan, store)
-    return {
-        "done": t.trainings["done"] + t.evaluations_done,
-        "pending": len(plan.train_jobs) - t.trainings["done"] + t.evaluations_pending,
-        "failed": [{k: f[k] for k in ("key", "kind", "error")} for f in t.failed],
-    }
-
-
-def study_status(
-    study: Path | str,
-    out_dir: Path | str | None = None,
-    overrides: list[str] | tuple[str, ...] = (),
-) -> str:
-    """Return a readable account of a study's done, running, pending and failed jobs."""
-    config = load_study(study, overrides)
-    out = Path(out_dir) if out_dir is not None else config.resolved_out_dir
-    try:
-        plan = plan_study(config)
-    except NotPrepared as missing:  # status never converts: nothing of this model can have run
-        return f"Study {config.name} ({out}): model {missing}"
-    store = Store.open_existing(out)
-    if store is None:
-        return (
-            f"Study {config.name} ({out}): nothing run yet — {len(plan.train_jobs)} training "
-            f"and {len(evaluation_jobs(plan, {}))} evaluation job(s) pending"
-        )
-    try:
-        t = tally(plan, store)
-    finally:
-        store.close()
-    n = len(plan.train_jobs)
-    lines = [
-        f"Study {config.name} ({out})",
-        f"  training:   {t.trainings['done']} done, {t.trainings['running']} running, "
-        f"{t.trainings['failed']} failed, {t.trainings['pending']} pending (of {n})",
-        f"  evaluation: {t.scored} of {t.units} (model state, cell) scores done in "
-        f"{t.evaluations_done} job(s); {t.evaluations_pending} job(s) to go",
-    ]
-    lines += [f"  running: {r['label']} (held by {r['owner']})" for r in t.running]
-    lines += [
-        f"  failed:  {f['label']} — {f['error']} ({f['attempts']} attempt(s))" for f in t.failed
-    ]
-    if t.trainings["done"] == n and t.scored == t.units:
-        lines.append("  complete: every job is done")
-    return "\n".join(lines)

@@ -1,32 +1,17 @@
-"""What a job does, wherever it runs: train one adapter, or score model states on target cells.
-
-Job functions take a planned job and local paths and return a picklable result; they never touch
-the store, so the driver alone commits (the Ray executor runs them in workers unchanged).
-"""
+"""The evaluate kind: score several states of one model on their target cells in one process."""
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from transferlab.errors import RunError
-from transferlab.grid import Cell
-from transferlab.plan import BASE, EvalJob, TrainJob
-from transferlab.store import UnitScore, pack_items
-
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainResult:
-    """A finished adapter folder with its content hash and training metadata."""
-
-    adapter_dir: Path
-    adapter_hash: str
-    metadata: dict[str, Any]
+from transferlab.grid import BASE, Cell
+from transferlab.jobs.base import JobInputs, KindStatus, load_planned_model
+from transferlab.plan import EvalJob, Plan, evaluation_jobs
+from transferlab.store import JobRecord, Store, UnitScore, pack_items
 
 
 @dataclass
@@ -35,73 +20,6 @@ class EvalResult:
 
     scores: list[UnitScore]
     items: dict[str, bytes]  # unit key → pack_items payload
-
-
-@dataclass
-class JobInputs:
-    """Local paths a job needs: where training writes, or which adapters evaluation reads."""
-
-    adapter_dir: Path | None = None  # training: the folder to write the adapter into
-    adapters: dict[str, tuple[Path, str]] = field(default_factory=dict)  # key → (folder, hash)
-
-
-JobOutcome = TrainResult | EvalResult
-
-
-def execute(
-    job: TrainJob | EvalJob, inputs: JobInputs, progress: bool = True, threads: int | None = None
-) -> JobOutcome:
-    """Run one job with ``threads`` torch threads (None: unchanged) and return its result."""
-    import torch
-
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        if isinstance(job, TrainJob):
-            if inputs.adapter_dir is None:
-                raise ValueError("a training job needs inputs.adapter_dir")
-            return run_training(job, inputs.adapter_dir, progress)
-        return run_evaluation(job, inputs.adapters, progress)
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _load(job: TrainJob | EvalJob, dtype: str, device: str) -> Any:
-    from transferlab.models import load_model
-
-    loaded = load_model(job.model.ref, dtype, device, job.model.trust_remote_code)
-    if loaded.model_hash != job.model.model_hash:
-        raise RunError(
-            f"model {job.model.ref} changed since the study was planned "
-            f"({job.model.model_hash} → {loaded.model_hash}); run again to replan"
-        )
-    return loaded
-
-
-def run_training(job: TrainJob, adapter_dir: Path, progress: bool = True) -> TrainResult:
-    """Train ``job``'s adapter into ``adapter_dir`` and return it."""
-    from transferlab.tasks import get_task
-    from transferlab.training import TrainSettings, train_adapter
-
-    refs = dict(job.task_refs)
-    train, validation = [], []
-    for cell, _weight in job.source.parts:  # config admits single cells only, for now
-        task = get_task(refs[cell.task])
-        train += task.train_examples(cell.language, "train")[: job.items_per_source]
-        validation += task.train_examples(cell.language, "validation")[: job.validation_items]
-    loaded = _load(job, "float32", job.device)
-    outcome = train_adapter(
-        loaded,
-        train,
-        validation,
-        adapter_dir,
-        TrainSettings(**job.settings),
-        job.seed,
-        job.provenance,
-        progress=progress,
-    )
-    return TrainResult(Path(outcome.adapter_dir), outcome.adapter_hash, outcome.metadata)
 
 
 def run_evaluation(
@@ -119,8 +37,8 @@ def run_evaluation(
     refs = dict(job.task_refs)
     cells = sorted({u.cell for u in job.units})
     items = {
-        cell: get_task(refs[cell.task]).items(cell.language, settings["split"])[
-            : settings["items_per_target"]
+        cell: get_task(refs[cell.task]).items(cell.language, settings.split)[
+            : settings.items_per_target
         ]
         for cell in cells
     }
@@ -131,7 +49,7 @@ def run_evaluation(
     calls: dict[frozenset[Cell], list[str]] = defaultdict(list)
     for state, targets in sorted(targets_of.items()):
         calls[frozenset(targets)].append(state)
-    loaded = _load(job, settings["dtype"], settings["device"])
+    loaded = load_planned_model(job.model, settings.dtype, settings.device)
     key_of = {job.state_names.get(s, s): s for s in targets_of}
     by_unit: dict[tuple[str, Cell], list[Any]] = defaultdict(list)
     for targets, states in calls.items():
@@ -140,7 +58,7 @@ def run_evaluation(
             for s in sorted(states)
         ]
         chosen = {cell: items[cell] for cell in sorted(targets)}
-        for result in score(loaded, model_states, chosen, settings["batch_size"], progress):
+        for result in score(loaded, model_states, chosen, settings.batch_size, progress):
             state = key_of[result.model_state]
             by_unit[(state, Cell(result.task, result.language))].append(result)
     return _collect(job, adapters, by_unit)
@@ -184,3 +102,56 @@ def _collect(
             }
         )
     return EvalResult(scores, packed)
+
+
+class EvalKind:
+    """Evaluation jobs: the units still to do, grouped per (model, seed); done per unit."""
+
+    name = "evaluate"
+    title = "evaluation"
+
+    def todo(self, plan: Plan, store: Store, exhausted: set[str]) -> list[EvalJob]:
+        """Return the groups whose adapters are settled (committed, or out of retries)."""
+        adapters = store.adapters()
+        settled = set(adapters) | exhausted
+        jobs = evaluation_jobs(plan, store.scores(), adapters, settled)
+        return [j for j in jobs if j.key not in exhausted]
+
+    def outstanding(self, plan: Plan, store: Store | None) -> int:
+        """Return how many evaluation jobs the units not scored yet make."""
+        return len(evaluation_jobs(plan, store.unit_jobs() if store is not None else {}))
+
+    def inputs(self, job: EvalJob, store: Store) -> JobInputs:
+        """Return the committed adapters the job scores, with their recorded hashes."""
+        adapters = store.adapters()
+        states = {u.state for u in job.units if u.state != BASE}
+        return JobInputs(adapters={k: adapters[k][:2] for k in states})
+
+    def run(self, job: EvalJob, inputs: JobInputs, progress: bool) -> EvalResult:
+        """Score the job's units."""
+        return run_evaluation(job, inputs.adapters, progress)
+
+    def relocated(self, result: EvalResult, output_dir: Path) -> EvalResult:
+        """Return the result unchanged: an evaluation writes no folder."""
+        return result
+
+    def commit(self, job: EvalJob, result: EvalResult, store: Store) -> bool:
+        """Store the unit scores and items and mark the job done, in one transaction."""
+        return store.commit_scores(job.key, result.scores, result.items)
+
+    def status(self, plan: Plan, store: Store) -> KindStatus:
+        """Return how many units are scored, in how many jobs, and how many jobs are left."""
+        job_of = store.unit_jobs()
+        scored = sum(u.key in job_of for u in plan.units)
+        done = len({job_of[u.key] for u in plan.units if u.key in job_of})
+        pending = self.outstanding(plan, store)
+        line = (
+            f"{self.title}: {scored} of {len(plan.units)} (model state, cell) scores done in "
+            f"{done} job(s); {pending} job(s) to go"
+        )
+        return KindStatus(line, done, pending, scored == len(plan.units))
+
+    def relevant(self, record: JobRecord, plan: Plan, store: Store) -> bool:
+        """Return whether the record was to commit units of the plan still unscored."""
+        job_of = store.unit_jobs()
+        return bool({u.key for u in plan.units if u.key not in job_of}.intersection(record.units))
