@@ -129,8 +129,8 @@ def test_grouped_scores_equal_scoring_one_adapter_alone(study, tiny_model_dir):
     # Other batch shapes round differently in float32; the picks may not change.
     for ours, committed in zip(alone, stored["loglikelihoods"], strict=True):
         assert list(ours.loglikelihoods) == pytest.approx(committed, abs=1e-5)
-    assert [int(r.acc) for r in alone] == stored["acc"]
-    assert [int(r.acc_norm) for r in alone] == stored["acc_norm"]
+    assert [int(r.metrics["acc"]) for r in alone] == stored["metrics"]["acc"]
+    assert [int(r.metrics["acc_norm"]) for r in alone] == stored["metrics"]["acc_norm"]
 
 
 def test_failed_jobs_are_recorded_retried_and_the_rest_goes_on(study, monkeypatch, capsys):

@@ -108,7 +108,7 @@ def test_packed_rows_match_separate_full_forwards(request, fixture, batch_size):
     for result, item, values in zip(results, ITEMS, expected, strict=True):
         assert result.loglikelihoods == pytest.approx(values, abs=1e-4)
         pred, pred_norm = choose(values, item.choices)
-        assert (result.acc, result.acc_norm) == (
+        assert (result.metrics["acc"], result.metrics["acc_norm"]) == (
             int(pred == item.gold),
             int(pred_norm == item.gold),
         )

@@ -184,7 +184,7 @@ def test_training_fits_the_toy_task_and_the_scorer_sees_the_adapter(learnable_di
     n_tokens = sum(e.n_loss_tokens for e in encode_examples(loaded.tokenizer, validation, 1024))
     recorded = -sum(r.loglikelihoods[r.gold] for r in tuned) / n_tokens
     assert recorded == pytest.approx(outcome.metadata["best_val_loss"], rel=1e-4)
-    assert sum(r.acc for r in tuned) > sum(r.acc for r in base)
+    assert sum(r.metrics["acc"] for r in tuned) > sum(r.metrics["acc"] for r in base)
 
 
 def test_metadata_records_what_determined_the_adapter(tiny_gemma_dir, tmp_path):

@@ -25,10 +25,6 @@ PER_SEED_COLUMNS = list(PER_SEED_SCHEMA)
 ITEM_COLUMNS = list(ITEM_SCHEMA)
 
 
-def _headline(score: UnitScore, metric: str) -> float:
-    return score.acc_norm if metric == "acc_norm" else score.acc
-
-
 def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
     """Return one row per (model, source, seed, target) whose adapter and base are scored."""
     trainings = {job.key: job for job in plan.train_jobs}
@@ -44,8 +40,9 @@ def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
         tuned, untuned = scores[unit.key], base[(unit.model, unit.cell)]
         source = trainings[unit.state].source.cell
         model = models[unit.model]
-        metric = plan.headline[unit.cell.task]
-        score_norm, score_norm_base = _headline(tuned, metric), _headline(untuned, metric)
+        metric, primary = plan.headline[unit.cell.task], plan.primary[unit.cell.task]
+        score, score_base = tuned.metrics[primary], untuned.metrics[primary]
+        score_norm, score_norm_base = tuned.metrics[metric], untuned.metrics[metric]
         rows.append(
             {
                 "model_name": model.name,
@@ -60,11 +57,11 @@ def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
                     source.task, source.language, unit.cell.task, unit.cell.language
                 ).value,
                 "seed": unit.seed,
-                "score": tuned.acc,
-                "score_base": untuned.acc,
+                "score": score,
+                "score_base": score_base,
                 "score_norm": score_norm,
                 "score_norm_base": score_norm_base,
-                "delta_score": 100 * (tuned.acc - untuned.acc),
+                "delta_score": 100 * (score - score_base),
                 "delta_score_norm": 100 * (score_norm - score_norm_base),
                 "n_items": tuned.n,
                 "headline_metric": metric,
@@ -95,7 +92,7 @@ def write_items(plan: Plan, store: Store, file: Path) -> int:
             else:
                 cell = trainings[unit.state].source.cell
                 seed, task, language = unit.seed, cell.task, cell.language
-            norm = items["acc_norm"] if plan.headline[unit.cell.task] == "acc_norm" else None
+            metrics = items["metrics"]
             frame = pd.DataFrame(
                 {
                     "model_name": unit.model,
@@ -105,8 +102,8 @@ def write_items(plan: Plan, store: Store, file: Path) -> int:
                     "eval_dataset": unit.cell.task,
                     "eval_language": unit.cell.language,
                     "doc_id": items["doc_id"],
-                    "correct": items["acc"],
-                    "correct_norm": norm if norm is not None else items["acc"],
+                    "correct": metrics[plan.primary[unit.cell.task]],
+                    "correct_norm": metrics[plan.headline[unit.cell.task]],
                 }
             )
             frame.to_csv(out, index=False, header=False)

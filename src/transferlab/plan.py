@@ -130,7 +130,8 @@ class Plan:
     evaluation: EvaluationSettings
     models: list[ModelRef]
     task_hashes: dict[Cell, str]
-    headline: dict[str, str]  # task → its headline metric
+    headline: dict[str, str]  # task → its headline metric (the paper's score_norm)
+    primary: dict[str, str]  # task → its acc-like metric (the paper's score)
     train_jobs: list[TrainJob]
     units: list[EvalUnit]
     versions: dict[str, str]
@@ -233,6 +234,7 @@ def plan_study(study: Study) -> Plan:
                 train_jobs.append(job)
                 units += _units(study, model, job.key, seed, task_hashes)
     headline = {name: spec.metric for name, spec in study.task_specs.items()}
+    primary = {name: spec.primary_metric for name, spec in study.task_specs.items()}
     return Plan(
         study.name,
         study.model_dump(mode="json"),
@@ -242,6 +244,7 @@ def plan_study(study: Study) -> Plan:
         models,
         task_hashes,
         headline,
+        primary,
         train_jobs,
         units,
         code_versions(),

@@ -15,7 +15,7 @@ RESULT_LIBRARIES = ("torch", "transformers", "peft", "transferlab")
 # re-keys the jobs they shape (the package version stays put while this code changes).
 CODE_PARTS: dict[str, tuple[str, ...]] = {
     "training": ("training", "tokenization.py", "adapter_files.py"),
-    "scoring": ("scoring", "tokenization.py", "adapter_files.py"),
+    "scoring": ("scoring", "tokenization.py", "adapter_files.py", "metrics.py"),
 }
 
 

@@ -79,6 +79,7 @@ def _collect(
             "adapter_hash": None if unit.state == BASE else adapters[unit.state][1],
             "task_hash": unit.task_hash,
         }
+        names = list(results[0].metrics)
         scores.append(
             UnitScore(
                 unit.key,
@@ -87,8 +88,7 @@ def _collect(
                 unit.cell.task,
                 unit.cell.language,
                 n,
-                sum(r.acc for r in results) / n,
-                sum(r.acc_norm for r in results) / n,
+                {m: sum(r.metrics[m] for r in results) / n for m in names},
                 provenance,
             )
         )
@@ -96,9 +96,8 @@ def _collect(
             {
                 "doc_id": [r.doc_id for r in results],
                 "gold": [r.gold for r in results],
-                "acc": [int(r.acc) for r in results],
-                "acc_norm": [int(r.acc_norm) for r in results],
                 "loglikelihoods": [list(r.loglikelihoods) for r in results],
+                "metrics": {m: [r.metrics[m] for r in results] for m in names},
             }
         )
     return EvalResult(scores, packed)

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 ITEMS_FILE = "items.jsonl"
 SCORES_FILE = "scores.csv"
 PROVENANCE_FILE = "evaluation.json"
-SCORE_COLUMNS = ["model_state", "task", "language", "n", "acc", "acc_norm"]
+SCORE_KEYS = ["model_state", "task", "language", "n"]  # then one column per metric
 
 
 def load_targets(
@@ -111,10 +111,11 @@ def evaluate_command(
     results = score(loaded, states, targets, batch_size=batch_size, progress=progress)
 
     items = pd.DataFrame([r.to_dict() for r in results])
+    metrics = list(dict.fromkeys(m for r in results for m in r.metrics))
     scores = (
         items.groupby(["model_state", "task", "language"], sort=False)
-        .agg(n=("acc", "size"), acc=("acc", "mean"), acc_norm=("acc_norm", "mean"))
-        .reset_index()[SCORE_COLUMNS]
+        .agg(n=(metrics[0], "size"), **{m: (m, "mean") for m in metrics})
+        .reset_index()[SCORE_KEYS + metrics]
     )
     provenance = {
         "model": {"ref": model_ref, "path": str(loaded.path), "model_hash": loaded.model_hash},

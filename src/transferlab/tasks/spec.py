@@ -8,11 +8,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from transferlab.errors import UserError, did_you_mean
+from transferlab.metrics import PRIMARY, metric_names
 from transferlab.tasks.splits import SPLITS, SplitPlan, check_unique, select_splits
 from transferlab.tasks.types import MCItem, TrainExample
 
 ANSWER_FORMATS = ("letters", "cloze")
-METRICS = ("acc", "acc_norm")
+METRICS = metric_names("multiple_choice")  # the registered metrics a task may name headline
 TRAIN_FORMATS = ("letters", "answer_text", "continuation")
 OUTPUT_TYPES = ("multiple_choice",)
 HASH_VERSION = "tasks-v1"
@@ -64,6 +65,16 @@ class TaskSpec:
     _hashes: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # --- public ---------------------------------------------------------------------------
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Return the metrics every result of this task carries."""
+        return metric_names(self.output_type)
+
+    @property
+    def primary_metric(self) -> str:
+        """Return the acc-like metric of the paper's ``score`` column (``metric`` is the headline)."""
+        return PRIMARY[self.output_type]
 
     def items(self, language: str, split: str = "test") -> list[MCItem]:
         """Return the evaluation items of one language's split (train | validation | test)."""
