@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ import pandas as pd
 
 from transferlab.analysis.bootstrap import ITEM_COLUMNS as ITEM_SCHEMA
 from transferlab.analysis.columns import PER_SEED_COLUMNS as PER_SEED_SCHEMA
-from transferlab.grid import regime_of
-from transferlab.plan import BASE, Plan
+from transferlab.grid import BASE, regime_of
+from transferlab.plan import Plan
+from transferlab.runinfo import RunInfo
 from transferlab.store import Store, UnitScore
 
 # The table layouts are the analysis module's contract: one definition, read and written alike.
@@ -76,48 +78,53 @@ def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PER_SEED_COLUMNS)
 
 
-def write_items(plan: Plan, store: Store, file: Path) -> int:
-    """Write per-item correctness of every scored unit to ``file`` (gzip CSV); return rows."""
+def item_frames(plan: Plan, store: Store) -> Iterator[pd.DataFrame]:
+    """Yield the per-item correctness of every scored unit of the plan, one frame per unit."""
     trainings = {job.key: job for job in plan.train_jobs}
     units = {u.key: u for u in plan.units}
+    for key, items in store.items(u.key for u in plan.units):
+        unit = units[key]
+        if unit.state == BASE:
+            seed, task, language = "", "", ""
+        else:
+            cell = trainings[unit.state].source.cell
+            seed, task, language = unit.seed, cell.task, cell.language
+        metrics = items["metrics"]
+        yield pd.DataFrame(
+            {
+                "model_name": unit.model,
+                "seed": seed,
+                "fine_tuned_dataset": task,
+                "fine_tuned_language": language,
+                "eval_dataset": unit.cell.task,
+                "eval_language": unit.cell.language,
+                "doc_id": items["doc_id"],
+                "correct": metrics[plan.primary[unit.cell.task]],
+                "correct_norm": metrics[plan.headline[unit.cell.task]],
+            }
+        )
+
+
+def write_items(frames: Iterable[pd.DataFrame], file: Path) -> int:
+    """Write per-item frames to ``file`` (gzip CSV) via a temporary file; return the rows."""
     tmp = file.with_name(file.name + ".tmp")
     n = 0
-    # Written unit by unit: the paper grid has ~20M item rows, more than a DataFrame should hold.
+    # Written frame by frame: a stream of frames need not be held at once.
     with gzip.open(tmp, "wt", encoding="utf-8", newline="") as out:
         pd.DataFrame(columns=ITEM_COLUMNS).to_csv(out, index=False)
-        for key, items in store.items(u.key for u in plan.units):
-            unit = units[key]
-            if unit.state == BASE:
-                seed, task, language = "", "", ""
-            else:
-                cell = trainings[unit.state].source.cell
-                seed, task, language = unit.seed, cell.task, cell.language
-            metrics = items["metrics"]
-            frame = pd.DataFrame(
-                {
-                    "model_name": unit.model,
-                    "seed": seed,
-                    "fine_tuned_dataset": task,
-                    "fine_tuned_language": language,
-                    "eval_dataset": unit.cell.task,
-                    "eval_language": unit.cell.language,
-                    "doc_id": items["doc_id"],
-                    "correct": metrics[plan.primary[unit.cell.task]],
-                    "correct_norm": metrics[plan.headline[unit.cell.task]],
-                }
-            )
+        for frame in frames:
             frame.to_csv(out, index=False, header=False)
             n += len(frame)
     os.replace(tmp, file)
     return n
 
 
-def run_info(plan: Plan, jobs: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """Return run_info.json's content (docs/architecture.md) plus ``extra`` fields."""
-    return {
-        "study": plan.name,
-        "config": plan.config,
-        "models": [
+def run_info(plan: Plan, jobs: dict[str, Any], **run: Any) -> RunInfo:
+    """Return the run's RunInfo: the plan's facts, ``jobs`` counts and this run's ``run`` facts."""
+    return RunInfo(
+        study=plan.name,
+        config=plan.config,
+        models=[
             {
                 "name": m.name,
                 "ref": m.ref,
@@ -127,13 +134,13 @@ def run_info(plan: Plan, jobs: dict[str, Any], extra: dict[str, Any]) -> dict[st
             }
             for m in plan.models
         ],
-        "tasks": [
+        tasks=[
             {"name": c.task, "language": c.language, "task_hash": h}
             for c, h in plan.task_hashes.items()
         ],
-        "languages": list(plan.languages),
-        "seeds": list(plan.seeds),
-        "versions": plan.versions,
-        "jobs": jobs,
-        **extra,
-    }
+        languages=list(plan.languages),
+        seeds=list(plan.seeds),
+        versions=plan.versions,
+        jobs=jobs,
+        **run,
+    )

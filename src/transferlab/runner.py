@@ -20,6 +20,7 @@ from transferlab.errors import UserError
 from transferlab.executors import Executor, make_executor
 from transferlab.jobs import KINDS, Job, kind_of
 from transferlab.plan import Plan, plan_study
+from transferlab.runinfo import RunInfo
 from transferlab.status import job_counts, job_time, study_status
 from transferlab.store import Store
 
@@ -185,35 +186,54 @@ class _Driver:
             self.bar.update(1)
 
 
-def _export(plan: Plan, store: Store, out: Path) -> str:
-    from transferlab.exports import per_seed_table, write_items
+@dataclass
+class _Results:
+    """The run's results in memory: the table, its analysis and the summary the CLI prints."""
+
+    table: Any  # analysis.ResultsTable
+    analysis: Any  # analysis.AnalysisResult
+    summary: str
+
+
+def _export(plan: Plan, store: Store, out: Path) -> _Results | None:
+    """Write the per-seed, per-item and paper tables; return them analysed (None if no rows)."""
+    import pandas as pd
+
+    from transferlab.analysis import run_analysis, table_from_frame
+    from transferlab.analysis.aggregate import to_paper_schema
+    from transferlab.analysis.bootstrap import items_from_frame
+    from transferlab.exports import item_frames, per_seed_table, write_items
     from transferlab.fileio import write_csv
 
     per_seed = per_seed_table(plan, store.scores())
     write_csv(per_seed, out / "results_per_seed.csv")
-    write_items(plan, store, out / "items.csv.gz")
+    frames = list(item_frames(plan, store))
+    write_items(frames, out / "items.csv.gz")
     if per_seed.empty:
         log.warning("no adapter has been scored yet: no results.csv and no transfer summary")
         (out / "results.csv").unlink(missing_ok=True)  # it would describe another study
-        return ""
-    try:
-        from transferlab.analysis import read_results, run_analysis
-        from transferlab.analysis.command import export_results
-    except ImportError as error:
-        log.warning("analysis is not available (%s); results.csv and the summary skipped", error)
-        return ""
-    export_results(out / "results_per_seed.csv", out / "results.csv")
-    regimes = run_analysis(read_results(out)).tables["regimes"]
-    return regimes.to_string(index=False, float_format=lambda x: f"{x:.2f}")
+        return None
+    # The tables are built once, from what was just written, and handed on in memory.
+    items = pd.concat(frames, ignore_index=True) if frames else None
+    where = str(out / "items.csv.gz")
+    table = table_from_frame(
+        per_seed,
+        str(out / "results_per_seed.csv"),
+        items=items_from_frame(items, where) if items is not None else None,
+    )
+    write_csv(to_paper_schema(table.cells), out / "results.csv")
+    analysis = run_analysis(table)
+    regimes = analysis.tables["regimes"]
+    summary = regimes.to_string(index=False, float_format=lambda x: f"{x:.2f}")
+    return _Results(table, analysis, summary)
 
 
-def _report(out: Path) -> str:
-    try:
-        from transferlab.report import write_report
-    except ImportError as error:
-        log.warning("the report module is not available (%s); report.html skipped", error)
-        return ""
-    return str(write_report(out, None))
+def _report(results: _Results, info: RunInfo, out: Path) -> str:
+    from transferlab.report import render_report, write_html
+
+    html = render_report(results.table, results.analysis, info, out.name)
+    write_html(html, out / "report.html")
+    return str(out / "report.html")
 
 
 def _execute(plan: Plan, store: Store, executor: Executor, retries: int, progress: bool) -> _Driver:
@@ -258,22 +278,23 @@ def run_study(
             timings.update({f"{kind}_cpu_s": round(s, 3) for kind, s in driver.cpu.items()})
         t1 = time.perf_counter()
 
-        def write_info() -> None:  # before the report (it reads it) and after (final timings)
-            extra = {
-                "started_at": started_at,
-                "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "wall_time_s": round(time.perf_counter() - t0, 3),
-                "executor": config.executor.kind,
-                "timings": timings,
-                "job_time_s": job_time(store),
-            }
-            write_json(run_info(plan, job_counts(plan, store), extra), out / "run_info.json")
+        def info() -> RunInfo:
+            return run_info(
+                plan,
+                job_counts(plan, store),
+                started_at=started_at,
+                finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                wall_time_s=round(time.perf_counter() - t0, 3),
+                executor=config.executor.kind,
+                timings=dict(timings),
+                job_time_s=job_time(store),
+            )
 
-        write_info()
-        table = _export(plan, store, out)
-        report = _report(out) if (out / "results.csv").exists() else ""
+        results = _export(plan, store, out)
+        # The report shows the run as it stood before the analysis, as the summary did.
+        report = _report(results, info(), out) if results is not None else ""
         timings["analysis_s"] = round(time.perf_counter() - t1, 3)
-        write_info()
+        write_json(info().as_dict(), out / "run_info.json")
     finally:
         store.close()
     failed = list(driver.exhausted.values())
@@ -282,8 +303,8 @@ def run_study(
         f"{len(failed)} failed, {time.perf_counter() - t0:.0f} s",
     ]
     lines += [f"  failed: {job.label}" for job in failed]
-    if table:
-        lines += ["", "Transfer by regime (Δ in pp):", table]
+    if results is not None:
+        lines += ["", "Transfer by regime (Δ in pp):", results.summary]
     if (out / "results.csv").exists():
         lines += ["", f"Results: {out / 'results.csv'} (per seed: results_per_seed.csv)"]
     if report:

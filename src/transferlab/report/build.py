@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
-from transferlab.analysis import read_results, run_analysis
+from transferlab.analysis import AnalysisResult, ResultsTable, read_results, run_analysis
 from transferlab.analysis.figures import analysis_figures
 from transferlab.errors import UserError
 from transferlab.report.document import Section
@@ -31,6 +33,7 @@ from transferlab.report.summary import (
     read_run_info,
     summary_facts,
 )
+from transferlab.runinfo import RunInfo
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,19 @@ def build_report(source: Path | str, metric: str | None = None) -> str:
     table = read_results(source)
     run_info = read_run_info(source if source.is_dir() else source.parent)
     result = run_analysis(table, metric)
+    return render_report(table, result, run_info, source.name)
+
+
+def render_report(
+    table: ResultsTable,
+    result: AnalysisResult,
+    run_info: RunInfo | Mapping[str, Any] | None,
+    name: str,
+) -> str:
+    """Return the HTML report of an analysed table; ``name`` titles it when run_info has none."""
+    if isinstance(run_info, RunInfo):
+        run_info = run_info.as_dict()
+    run_info = dict(run_info) if run_info is not None else None
     delta = delta_name(table, result.metric)
     context = Context(table=table, result=result, delta=delta)
     seeds = sorted(int(s) for s in table.seeds["seed"].unique()) if table.seeds is not None else []
@@ -85,7 +101,7 @@ def build_report(source: Path | str, metric: str | None = None) -> str:
         harm_section(context),
         problems,
     ]
-    title = str((run_info or {}).get("study") or source.name)
+    title = str((run_info or {}).get("study") or name)
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     transferlab_version = version("transferlab")
     return render_html(
@@ -109,7 +125,12 @@ def write_report(
     out = Path(out_file) if out_file is not None else default_out_file(source)
     if out.is_dir():
         raise UserError(out, "is a directory", "give a file name such as report.html")
-    html = build_report(source, metric)
+    write_html(build_report(source, metric), out)
+    return out
+
+
+def write_html(html: str, out: Path) -> None:
+    """Write ``html`` to ``out`` whole (a file beside it, then a rename); UserError if it fails."""
     temporary = None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -126,4 +147,3 @@ def write_report(
             out, f"cannot write the report ({error.strerror or error})", "choose another --out"
         ) from error
     log.info("wrote %s (%d bytes)", out, len(html.encode("utf-8")))
-    return out
