@@ -55,6 +55,9 @@ def test_a_study_runs_to_the_end_and_writes_every_export(study):
     assert (delta - per_seed["delta_score_norm"]).abs().max() < 1e-9
     assert set(per_seed["headline_metric"]) == {"acc", "acc_norm"}  # beta reports letters/acc
     assert (per_seed["n_items"] == 6).all()
+    labels = per_seed["fine_tuned_dataset"] + ":" + per_seed["fine_tuned_language"]
+    assert (per_seed["source"] == labels).all()  # one cell: the source is its label
+    assert (per_seed["source_parts"] == labels + "=1").all()
 
     from transferlab.scoring import adapter_hash
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from transferlab.analysis.bootstrap import ITEM_COLUMNS as ITEM_SCHEMA
 from transferlab.analysis.columns import PER_SEED_COLUMNS as PER_SEED_SCHEMA
-from transferlab.grid import BASE, regime_of
+from transferlab.grid import BASE, Source, source_regime
 from transferlab.plan import Plan
 from transferlab.runinfo import RunInfo
 from transferlab.store import Store, UnitScore
@@ -40,7 +40,8 @@ def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
         if unit.state == BASE or unit.key not in scores or (unit.model, unit.cell) not in base:
             continue
         tuned, untuned = scores[unit.key], base[(unit.model, unit.cell)]
-        source = trainings[unit.state].source.cell
+        source = trainings[unit.state].source
+        source_task, source_language = _source_keys(source)
         model = models[unit.model]
         metric, primary = plan.headline[unit.cell.task], plan.primary[unit.cell.task]
         score, score_base = tuned.metrics[primary], untuned.metrics[primary]
@@ -51,13 +52,11 @@ def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
                 # Fixed-point: readers of the paper schema take "1.5" or "135M", not "9e-05".
                 "model_size": f"{model.size_b:.9f}".rstrip("0").rstrip("."),
                 "model_family": model.family,
-                "fine_tuned_dataset": source.task,
-                "fine_tuned_language": source.language,
+                "fine_tuned_dataset": source_task,
+                "fine_tuned_language": source_language,
                 "eval_dataset": unit.cell.task,
                 "eval_language": unit.cell.language,
-                "regime": regime_of(
-                    source.task, source.language, unit.cell.task, unit.cell.language
-                ).value,
+                "regime": source_regime(source, unit.cell).value,
                 "seed": unit.seed,
                 "score": score,
                 "score_base": score_base,
@@ -73,9 +72,22 @@ def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
                 "dtype": plan.evaluation.dtype,
                 "batch_size": plan.evaluation.batch_size,
                 "versions": versions,
+                "source": source.label,
+                "source_parts": source.parts_text(),
             }
         )
     return pd.DataFrame(rows, columns=PER_SEED_COLUMNS)
+
+
+def _source_keys(source: Source) -> tuple[str, str]:
+    """Return the paper's (fine_tuned_dataset, fine_tuned_language) of a source.
+
+    One cell fills them as the paper does; a mixture names its tasks and its languages, each
+    joined with '+' (its full identity is in the ``source`` and ``source_parts`` columns).
+    """
+    if source.is_single:
+        return source.cell.task, source.cell.language
+    return "+".join(source.tasks), "+".join(source.languages)
 
 
 def item_frames(plan: Plan, store: Store) -> Iterator[pd.DataFrame]:
@@ -87,8 +99,8 @@ def item_frames(plan: Plan, store: Store) -> Iterator[pd.DataFrame]:
         if unit.state == BASE:
             seed, task, language = "", "", ""
         else:
-            cell = trainings[unit.state].source.cell
-            seed, task, language = unit.seed, cell.task, cell.language
+            task, language = _source_keys(trainings[unit.state].source)
+            seed = unit.seed
         metrics = items["metrics"]
         yield pd.DataFrame(
             {

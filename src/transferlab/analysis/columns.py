@@ -50,4 +50,7 @@ PER_SEED_COLUMNS: tuple[str, ...] = (
     "dtype",
     "batch_size",
     "versions",
+    # appended after the provenance, so files of earlier versions keep their column positions
+    "source",  # the training source's label: task:lang, or mix(task:lang=w,...)
+    "source_parts",  # its parts as task:lang=weight;...
 )
