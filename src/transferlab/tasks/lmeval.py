@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from transferlab.errors import UserError
+from transferlab.tasks.datasets import HubDataset
 from transferlab.tasks.files import read_rows
-from transferlab.tasks.sources import HubDataset
 from transferlab.tasks.spec import TaskSpec
 from transferlab.tasks.splits import SplitPlan
 from transferlab.tasks.templates import render, resolve_choices, resolve_target, resolve_text
@@ -235,9 +235,9 @@ def spec_from_lm_eval(doc: dict[str, Any], path: Path) -> TaskSpec:
     if not dataset_path:
         raise UserError(where, "dataset_path: missing", "use json, csv or parquet with data_files")
     if dataset_path in LOCAL_FORMATS:
-        source = _local_files(doc, path, where)
+        data = _local_files(doc, path, where)
     else:
-        source = HubDataset(str(dataset_path), where, config=doc.get("dataset_name"))
+        data = HubDataset(str(dataset_path), where, config=doc.get("dataset_name"))
     test_pool = doc.get("test_split") or doc.get("validation_split")
     if not test_pool:
         raise UserError(where, "test_split: missing", "name the split to evaluate on")
@@ -263,7 +263,7 @@ def spec_from_lm_eval(doc: dict[str, Any], path: Path) -> TaskSpec:
         languages=(language,),
         answer_format="letters" if letters else "cloze",
         metric="acc_norm" if "acc_norm" in metrics else "acc",
-        source=source,
+        data=data,
         renderer=renderer,
         plan=SplitPlan(test_pool=str(test_pool), train_pool=train_pool),
         description=f"lm-eval task {doc['task']}",

@@ -19,7 +19,7 @@ OUTPUT_TYPES = ("multiple_choice",)
 HASH_VERSION = "tasks-v1"
 
 
-class DataSource(Protocol):
+class Dataset(Protocol):
     """Where a task's rows come from: named pools (splits) per language."""
 
     def load(self, language: str, pool: str) -> list[dict[str, Any]]:
@@ -53,7 +53,7 @@ class TaskSpec:
     languages: tuple[str, ...]
     answer_format: str
     metric: str
-    source: DataSource
+    data: Dataset  # where its rows come from (local files, a hub dataset)
     renderer: Renderer
     plan: SplitPlan
     description: str = ""
@@ -167,7 +167,7 @@ class TaskSpec:
         ids: dict[str, dict[str, list[str]]] = {pool: {} for pool in pools}
         for language in self.languages:
             for pool in pools:
-                pool_rows = self.source.load(language, pool)
+                pool_rows = self.data.load(language, pool)
                 pool_ids = [
                     _position_id(self.renderer.doc_id(row, i), i, pool, self.plan.test_pool)
                     for i, row in enumerate(pool_rows)

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from transferlab.errors import UserError, did_you_mean
+from transferlab.tasks.datasets import HubDataset, LocalFiles
 from transferlab.tasks.lmeval import spec_from_lm_eval
 from transferlab.tasks.prompts import PROMPT_KEYS, FieldRenderer
-from transferlab.tasks.sources import HubDataset, LocalFiles
 from transferlab.tasks.spec import ANSWER_FORMATS, METRICS, OUTPUT_TYPES, TRAIN_FORMATS, TaskSpec
 from transferlab.tasks.splits import SplitPlan
 from transferlab.tasks.yamlfile import read_yaml
@@ -106,7 +106,7 @@ def spec_from_mapping(doc: dict[str, Any], where: str, base: Path) -> TaskSpec:
     if ("files" in data) == ("hub" in data):
         raise UserError(where, "data: needs exactly one of `files` or `hub`", "see the task layout")
     if "files" in data:
-        source = LocalFiles(
+        data = LocalFiles(
             base,
             data["files"],
             where,
@@ -114,7 +114,7 @@ def spec_from_mapping(doc: dict[str, Any], where: str, base: Path) -> TaskSpec:
             language_column=data.get("language_column"),
         )
     else:
-        source = HubDataset(
+        data = HubDataset(
             data["hub"],
             where,
             config=data.get("config", "{language}"),
@@ -126,8 +126,8 @@ def spec_from_mapping(doc: dict[str, Any], where: str, base: Path) -> TaskSpec:
     train_pool, n_train = (None, None)
     if splits.get("train", "train") is not None:
         train_pool, n_train = _split(splits.get("train", "train"), where, "train")
-    if isinstance(source, LocalFiles) and source.pools() is not None:
-        if "train" not in splits and "train" not in source.pools():
+    if isinstance(data, LocalFiles) and data.pools() is not None:
+        if "train" not in splits and "train" not in data.pools():
             train_pool = None
     plan = SplitPlan(
         test_pool=test_pool,
@@ -176,7 +176,7 @@ def spec_from_mapping(doc: dict[str, Any], where: str, base: Path) -> TaskSpec:
         languages=tuple(languages),
         answer_format=answer_format,
         metric=metric,
-        source=source,
+        data=data,
         renderer=renderer,
         plan=plan,
         description=str(doc.get("description", "")).strip(),
