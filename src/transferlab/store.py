@@ -16,17 +16,29 @@ import socket
 import sqlite3
 import threading
 import time
-import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from transferlab.errors import UserError
 from transferlab.owners import current_owner, owner_is_dead
+from transferlab.records import JobRecord, UnitScore, pack_items, unpack_items
 
 log = logging.getLogger(__name__)
+
+# The records and lease helpers are part of the store's interface, wherever they are defined.
+__all__ = [
+    "DB_NAME",
+    "LEASE_S",
+    "JobRecord",
+    "Store",
+    "UnitScore",
+    "current_owner",
+    "owner_is_dead",
+    "pack_items",
+    "unpack_items",
+]
 
 DB_NAME = "transferlab.sqlite"
 LEASE_S = 120.0  # a holder renews every LEASE_S / 4; a silent one is presumed dead after this
@@ -85,46 +97,6 @@ CREATE TABLE IF NOT EXISTS items (
     payload BLOB NOT NULL
 );
 """
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    """One row of the jobs table."""
-
-    key: str
-    kind: str
-    label: str
-    status: str
-    attempts: int
-    error: str | None
-    owner: str | None
-    host: str | None
-    wall_s: float | None
-    units: tuple[str, ...]  # the evaluation units of an evaluation job
-
-
-@dataclass(frozen=True)
-class UnitScore:
-    """The committed score of one (model, state, target cell) evaluation unit."""
-
-    unit_key: str
-    model: str
-    state: str  # "base" or the training job key of the adapter
-    task: str
-    language: str
-    n: int
-    metrics: dict[str, float]  # metric name → mean over the unit's items
-    provenance: dict[str, Any]
-
-
-def pack_items(items: dict[str, Any]) -> bytes:
-    """Return per-item columns (doc_id, gold, loglikelihoods, metrics: {name: list}) compressed."""
-    return zlib.compress(json.dumps(items, separators=(",", ":")).encode(), 6)
-
-
-def unpack_items(payload: bytes) -> dict[str, list]:
-    """Return the per-item columns packed by ``pack_items``."""
-    return json.loads(zlib.decompress(payload))
 
 
 class Store:
