@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import pandas as pd
 
 from transferlab.analysis.bootstrap import ITEM_COLUMNS as ITEM_SCHEMA
 from transferlab.analysis.columns import PER_SEED_COLUMNS as PER_SEED_SCHEMA
+from transferlab.fileio import replaced
 from transferlab.grid import BASE, Source, source_regime
 from transferlab.plan import Plan
 from transferlab.runinfo import RunInfo
@@ -46,6 +46,7 @@ def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
         metric, primary = plan.headline[unit.cell.task], plan.primary[unit.cell.task]
         score, score_base = tuned.metrics[primary], untuned.metrics[primary]
         score_norm, score_norm_base = tuned.metrics[metric], untuned.metrics[metric]
+        delta, delta_norm = 100 * (score - score_base), 100 * (score_norm - score_norm_base)
         rows.append(
             {
                 "model_name": model.name,
@@ -62,8 +63,8 @@ def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
                 "score_base": score_base,
                 "score_norm": score_norm,
                 "score_norm_base": score_norm_base,
-                "delta_score": 100 * (score - score_base),
-                "delta_score_norm": 100 * (score_norm - score_norm_base),
+                "delta_score": delta,
+                "delta_score_norm": delta_norm,
                 "n_items": tuned.n,
                 "headline_metric": metric,
                 "model_hash": model.model_hash,
@@ -119,15 +120,13 @@ def item_frames(plan: Plan, store: Store) -> Iterator[pd.DataFrame]:
 
 def write_items(frames: Iterable[pd.DataFrame], file: Path) -> int:
     """Write per-item frames to ``file`` (gzip CSV) via a temporary file; return the rows."""
-    tmp = file.with_name(file.name + ".tmp")
     n = 0
     # Written frame by frame: a stream of frames need not be held at once.
-    with gzip.open(tmp, "wt", encoding="utf-8", newline="") as out:
+    with replaced(file) as tmp, gzip.open(tmp, "wt", encoding="utf-8", newline="") as out:
         pd.DataFrame(columns=ITEM_COLUMNS).to_csv(out, index=False)
         for frame in frames:
             frame.to_csv(out, index=False, header=False)
             n += len(frame)
-    os.replace(tmp, file)
     return n
 
 

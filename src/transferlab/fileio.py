@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,15 +24,37 @@ def sha256_file(file: Path) -> str:
     return sha.hexdigest()
 
 
+@contextlib.contextmanager
+def replaced(file: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``file`` that replaces it when the block ends without error.
+
+    The name is unique, so two runs writing the same output at once never share a temporary
+    file: each rename is whole, and the last one wins.
+    """
+    handle, name = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; outputs are shared files
+        os.replace(tmp, file)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_json(data: dict[str, Any], file: Path) -> None:
     """Write ``data`` as indented UTF-8 JSON via a temporary file and a rename."""
-    tmp = file.with_name(file.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", "utf-8")
-    os.replace(tmp, file)
+    with replaced(file) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", "utf-8")
 
 
 def write_csv(frame: pd.DataFrame, file: Path) -> None:
     """Write ``frame`` to ``file`` via a temporary file and a rename."""
-    tmp = file.with_name(file.name + ".tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, file)
+    with replaced(file) as tmp:
+        frame.to_csv(tmp, index=False)

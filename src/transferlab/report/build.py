@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -14,6 +12,7 @@ from typing import Any
 from transferlab.analysis import AnalysisResult, ResultsTable, read_results, run_analysis
 from transferlab.analysis.figures import analysis_figures
 from transferlab.errors import UserError
+from transferlab.fileio import replaced
 from transferlab.report.document import Section
 from transferlab.report.render import render_html
 from transferlab.report.sections import (
@@ -38,12 +37,6 @@ from transferlab.runinfo import RunInfo
 log = logging.getLogger(__name__)
 
 REPORT_FILE = "report.html"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def default_out_file(source: Path) -> Path:
@@ -131,18 +124,11 @@ def write_report(
 
 def write_html(html: str, out: Path) -> None:
     """Write ``html`` to ``out`` whole (a file beside it, then a rename); UserError if it fails."""
-    temporary = None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=out.parent)
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(html)
-        # mkstemp makes the file private; a report is meant to be shared like any other file.
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, out)
+        with replaced(out) as temporary:
+            temporary.write_text(html, encoding="utf-8")
     except OSError as error:
-        if temporary is not None and os.path.exists(temporary):
-            os.unlink(temporary)
         raise UserError(
             out, f"cannot write the report ({error.strerror or error})", "choose another --out"
         ) from error
