@@ -194,16 +194,16 @@ def test_a_second_commit_of_the_same_unit_is_refused(tmp_path):
 
 
 def test_scores_keep_every_metric_in_a_long_table(tmp_path):
+    score = UnitScore("u1", "tiny", "base", "alpha", "en", 4, {"acc": 0.25, "chrf": 41.5}, {})
     store = Store(tmp_path)
-    try:
-        store.claim("job", "evaluate", "label", ["u1"])
-        score = UnitScore("u1", "tiny", "base", "alpha", "en", 4, {"acc": 0.25, "chrf": 41.5}, {})
-        assert store.commit_scores("job", [score], {"u1": pack_items({"doc_id": []})})
-        assert store.scores()["u1"].metrics == {"acc": 0.25, "chrf": 41.5}
-        rows = store._db.execute("SELECT metric, value FROM unit_metrics ORDER BY metric")
-        assert rows.fetchall() == [("acc", 0.25), ("chrf", 41.5)]
-    finally:
-        store.close()
+    store.claim("job", "evaluate", "label", ["u1"])
+    committed = store.commit_scores("job", [score], {"u1": pack_items({"doc_id": []})})
+    metrics = store.scores()["u1"].metrics
+    rows = store._db.execute("SELECT metric, value FROM unit_metrics ORDER BY metric").fetchall()
+    store.close()
+    assert committed
+    assert metrics == {"acc": 0.25, "chrf": 41.5}
+    assert rows == [("acc", 0.25), ("chrf", 41.5)]
 
 
 def test_a_store_of_the_first_layout_is_refused_in_one_line(tmp_path):
