@@ -1,17 +1,8 @@
 """Multiple-choice items → token-level choice groups, tokenised exactly as lm-evaluation-harness.
 
 lm-eval (``HFLM``, 0.4.x) scores choice *i* of an item as the pair
-``(context, target_delimiter + choices[i])``, tokenised by ``tokenization.Encoder``:
-
-- trailing whitespace of the context moves to the front of the continuation;
-- the context is encoded alone and the continuation is what encoding ``context + continuation``
-  adds after ``len(context_tokens)`` tokens (so the split is by count, as lm-eval does it);
-- ``tokenizer.encode`` runs with the tokenizer's own special-token default (so a BOS is added
-  exactly when the tokenizer adds one), except that text already starting with the BOS string
-  is encoded without special tokens;
-- an empty context becomes the prefix token (BOS, else EOS) unless the continuation already
-  starts with it;
-- a sequence longer than the model's window keeps its last ``max_length + 1`` tokens.
+``(context, target_delimiter + choices[i])``, tokenised by ``tokenization.Encoder`` (its module
+says how); a pair longer than the model's window keeps its last ``max_length + 1`` tokens.
 
 A :class:`ChoiceGroup` holds the token sequences of one item's choices that share a context;
 ``packing`` lays groups out for the engine. The tokenisation itself is ``tokenization.Encoder``.
