@@ -27,7 +27,7 @@ from transferlab.records import JobRecord, UnitScore, pack_items, unpack_items
 
 log = logging.getLogger(__name__)
 
-# The records and lease helpers are part of the store's interface, wherever they are defined.
+# The records and the lease-holder functions are part of the store's interface, wherever defined.
 __all__ = [
     "DB_NAME",
     "LEASE_S",
