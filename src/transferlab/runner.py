@@ -13,7 +13,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transferlab.config import Study, load_study
 from transferlab.errors import UserError
@@ -23,6 +23,9 @@ from transferlab.plan import Plan, plan_study
 from transferlab.runinfo import RunInfo
 from transferlab.status import job_counts, job_time, study_status
 from transferlab.store import Store
+
+if TYPE_CHECKING:
+    from transferlab.analysis import AnalysisResult, ResultsTable
 
 __all__ = ["RunOutcome", "check_output_dir", "failure_reason", "run_study", "study_status"]
 
@@ -190,9 +193,9 @@ class _Driver:
 class _Results:
     """The run's results in memory: the table, its analysis and the summary the CLI prints."""
 
-    table: Any  # analysis.ResultsTable
-    analysis: Any  # analysis.AnalysisResult
-    summary: str
+    table: ResultsTable
+    analysis: AnalysisResult
+    summary: str  # the regimes table as text
 
 
 def _export(plan: Plan, store: Store, out: Path) -> _Results | None:
@@ -291,7 +294,7 @@ def run_study(
             )
 
         results = _export(plan, store, out)
-        # The report shows the run as it stood before the analysis, as the summary did.
+        # The report's run facts are those before the analysis: its own time is not known yet.
         report = _report(results, info(), out) if results is not None else ""
         timings["analysis_s"] = round(time.perf_counter() - t1, 3)
         write_json(info().as_dict(), out / "run_info.json")
