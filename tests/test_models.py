@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from transferlab.conversion import CONVERSION_FORMAT
 from transferlab.errors import UserError
@@ -262,3 +263,38 @@ def test_gemma_preset_is_a_working_language_model():
     with torch.no_grad():
         loss = loaded.model(ids, labels=ids).loss
     assert float(loss) < 4.0  # a random 262k-vocabulary model would be near ln(262144) ≈ 12.5
+
+
+def test_model_hash_cache_lives_under_transferlab_home(tiny_model_dir, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(home))
+    folder = tmp_path / "my model"  # the user's own folder, maybe read-only or shared
+    shutil.copytree(tiny_model_dir, folder)
+    before = sorted(p.name for p in folder.iterdir())
+    assert model_hash(folder) == model_hash(tiny_model_dir)
+    assert sorted(p.name for p in folder.iterdir()) == before  # nothing written there
+    caches = list((home / "digests").iterdir())
+    assert len(caches) == 2  # one per folder hashed
+    assert all(set(json.loads(c.read_text())) == set(before) for c in caches)
+
+
+def test_planning_never_converts_a_preset(tiny_model_dir, tmp_path, monkeypatch):
+    from study_tiny import write_study
+    from transferlab.config import load_study
+    from transferlab.conversion import NotPrepared
+    from transferlab.plan import plan_study
+    from transferlab.runner import study_status
+
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
+    path = write_study(tmp_path, tiny_model_dir)
+    study = yaml.safe_load(path.read_text())
+    study["models"] = [{"ref": "smollm2-135m"}]
+    path.write_text(yaml.safe_dump(study))
+    with pytest.raises(NotPrepared, match="smollm2-135m: not prepared yet"):
+        plan_study(load_study(path))
+    assert study_status(path) == (
+        f"Study tiny ({tmp_path / 'out'}): model smollm2-135m: not prepared yet, so its content "
+        "hash (and every job key) is not known — run `transferlab models prepare smollm2-135m`; "
+        "`transferlab run` prepares it first"
+    )
+    assert not (tmp_path / "home" / "models").exists()  # nothing was converted

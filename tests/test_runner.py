@@ -55,6 +55,9 @@ def test_a_study_runs_to_the_end_and_writes_every_export(study):
     assert (delta - per_seed["delta_score_norm"]).abs().max() < 1e-9
     assert set(per_seed["headline_metric"]) == {"acc", "acc_norm"}  # beta reports letters/acc
     assert (per_seed["n_items"] == 6).all()
+    labels = per_seed["fine_tuned_dataset"] + ":" + per_seed["fine_tuned_language"]
+    assert (per_seed["source"] == labels).all()  # one cell: the source is its label
+    assert (per_seed["source_parts"] == labels + "=1").all()
 
     from transferlab.scoring import adapter_hash
 
@@ -131,8 +134,8 @@ def test_grouped_scores_equal_scoring_one_adapter_alone(study, tiny_model_dir):
     # Other batch shapes round differently in float32; the picks may not change.
     for ours, committed in zip(alone, stored["loglikelihoods"], strict=True):
         assert list(ours.loglikelihoods) == pytest.approx(committed, abs=1e-5)
-    assert [int(r.acc) for r in alone] == stored["acc"]
-    assert [int(r.acc_norm) for r in alone] == stored["acc_norm"]
+    assert [int(r.metrics["acc"]) for r in alone] == stored["metrics"]["acc"]
+    assert [int(r.metrics["acc_norm"]) for r in alone] == stored["metrics"]["acc_norm"]
 
 
 def test_failed_jobs_are_recorded_retried_and_the_rest_goes_on(study, monkeypatch, capsys):

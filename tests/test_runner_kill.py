@@ -49,7 +49,10 @@ def _snapshot(out: Path) -> dict:
         items = dict(store.items(scores))
         adapters = {k: (folder, digest) for k, (folder, digest, _) in store.adapters().items()}
         return {
-            "scores": {k: (s.n, s.acc, s.acc_norm, s.provenance) for k, s in scores.items()},
+            "scores": {
+                k: (s.n, s.metrics["acc"], s.metrics["acc_norm"], s.provenance)
+                for k, s in scores.items()
+            },
             "items": items,
             "adapters": adapters,
             "events": store.events(),

@@ -27,7 +27,10 @@ def _results(out):
     try:
         scores = store.scores()
         return (
-            {k: (s.acc, s.acc_norm, s.provenance["adapter_hash"]) for k, s in scores.items()},
+            {
+                k: (s.metrics["acc"], s.metrics["acc_norm"], s.provenance["adapter_hash"])
+                for k, s in scores.items()
+            },
             dict(store.items(scores)),
             sorted(store.adapters()),
         )

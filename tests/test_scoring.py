@@ -15,8 +15,9 @@ from transferlab.models import load_model
 from transferlab.scoring import ModelState, choose, score
 from transferlab.scoring.adapters import check_adapter
 from transferlab.scoring.packing import pack_rows
-from transferlab.scoring.requests import Encoder, resolve_max_length
+from transferlab.scoring.requests import choice_groups
 from transferlab.tasks.types import MCItem
+from transferlab.tokenization import Encoder, resolve_max_length
 
 PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -100,14 +101,14 @@ def test_packed_rows_match_separate_full_forwards(request, fixture, batch_size):
     expected = reference_loglikelihoods(loaded.model, loaded.tokenizer, ITEMS)
     assert [r.doc_id for r in results] == [i.doc_id for i in ITEMS]
     encoder = Encoder(loaded.tokenizer, resolve_max_length(loaded.model.config, loaded.tokenizer))
-    (shared,) = encoder.units(0, ITEMS[5], "t")
+    (shared,) = choice_groups(encoder, 0, ITEMS[5], "t")
     (row,) = pack_rows([shared])
     flat = len(shared.context) + sum(len(c) - 1 for c in shared.continuations)
     assert len(row) < flat  # choices that start alike share slots
     for result, item, values in zip(results, ITEMS, expected, strict=True):
         assert result.loglikelihoods == pytest.approx(values, abs=1e-4)
         pred, pred_norm = choose(values, item.choices)
-        assert (result.acc, result.acc_norm) == (
+        assert (result.metrics["acc"], result.metrics["acc_norm"]) == (
             int(pred == item.gold),
             int(pred_norm == item.gold),
         )
@@ -138,7 +139,7 @@ def test_rows_share_prompt_prefixes_and_respect_their_size(tiny_model_dir):
     tokenizer = load_model(str(tiny_model_dir)).tokenizer
     encoder = Encoder(tokenizer, 512)
     first, second = (
-        encoder.units(i, MCItem(str(i), f"Question: Which continent is {c} in?\nAnswer:", ch, 0), "t")[0]
+        choice_groups(encoder, i, MCItem(str(i), f"Question: Which continent is {c} in?\nAnswer:", ch, 0), "t")[0]
         for i, (c, ch) in enumerate([("France", ("Europe", "Asia")), ("Spain", ("Europa", "Asien"))])
     )  # fmt: skip
     (together,) = pack_rows([first, second])

@@ -154,7 +154,10 @@ def test_same_numbers_as_lm_eval_with_and_without_adapter(request, model, task_m
             for result, sample in zip(mine, theirs[name], strict=True):
                 expected = [float(ll) for ll, _greedy in sample["filtered_resps"]]
                 assert result.loglikelihoods == pytest.approx(expected, abs=1e-3), (name, state)
-                assert (result.acc, result.acc_norm) == (sample["acc"], sample["acc_norm"])
+                assert (result.metrics["acc"], result.metrics["acc_norm"]) == (
+                    sample["acc"],
+                    sample["acc_norm"],
+                )
     assert _byte_and_char_norm_disagree(theirs["tl_cloze"])
     base = [ll for r in ours if r.model_state == "base" for ll in r.loglikelihoods]
     tuned = [ll for r in ours if r.model_state == "lora" for ll in r.loglikelihoods]

@@ -15,7 +15,16 @@ from transferlab.store import Store, UnitScore, owner_is_dead, pack_items, unpac
 
 
 def _score(unit: str, value: float = 0.5) -> UnitScore:
-    return UnitScore(unit, "tiny", "base", "alpha", "en", 4, value, value, {"model_hash": "m"})
+    return UnitScore(
+        unit,
+        "tiny",
+        "base",
+        "alpha",
+        "en",
+        4,
+        {"acc": value, "acc_norm": value},
+        {"model_hash": "m"},
+    )
 
 
 def test_a_job_is_claimed_once_and_done_only_after_its_results_commit(tmp_path):
@@ -29,7 +38,7 @@ def test_a_job_is_claimed_once_and_done_only_after_its_results_commit(tmp_path):
         assert other.scores() == {}
         assert holder.commit_scores("job", [_score("u1")], {"u1": pack_items({"doc_id": []})})
         assert other.jobs()["job"].status == "done"
-        assert other.scores()["u1"].acc == 0.5
+        assert other.scores()["u1"].metrics["acc"] == 0.5
         assert other.claim("job", "evaluate", "label") == "done"
         assert [e[1] for e in other.events()] == ["start", "commit"]
     finally:
@@ -178,7 +187,41 @@ def test_a_second_commit_of_the_same_unit_is_refused(tmp_path):
 
         with pytest.raises(sqlite3.IntegrityError):
             store.commit_scores("b", [_score("u1", 0.9)], {"u1": b""})
-        assert store.scores()["u1"].acc == 0.5
+        assert store.scores()["u1"].metrics["acc"] == 0.5
         assert store.jobs()["b"].status == "running"  # rolled back as a whole
     finally:
         store.close()
+
+
+def test_scores_keep_every_metric_in_a_long_table(tmp_path):
+    score = UnitScore("u1", "tiny", "base", "alpha", "en", 4, {"acc": 0.25, "chrf": 41.5}, {})
+    store = Store(tmp_path)
+    store.claim("job", "evaluate", "label", ["u1"])
+    committed = store.commit_scores("job", [score], {"u1": pack_items({"doc_id": []})})
+    metrics = store.scores()["u1"].metrics
+    rows = store._db.execute("SELECT metric, value FROM unit_metrics ORDER BY metric").fetchall()
+    store.close()
+    assert committed
+    assert metrics == {"acc": 0.25, "chrf": 41.5}
+    assert rows == [("acc", 0.25), ("chrf", 41.5)]
+
+
+def test_a_store_of_the_first_layout_is_refused_in_one_line(tmp_path):
+    import sqlite3
+
+    from transferlab.errors import UserError
+
+    db = sqlite3.connect(tmp_path / "transferlab.sqlite")
+    db.execute(
+        "CREATE TABLE scores (unit_key TEXT PRIMARY KEY, job_key TEXT, model TEXT, state TEXT, "
+        "task TEXT, language TEXT, n INTEGER, acc REAL, acc_norm REAL, provenance TEXT)"
+    )
+    db.commit()
+    db.close()
+    with pytest.raises(UserError) as refused:
+        Store(tmp_path)
+    assert str(refused.value) == (
+        f"{tmp_path / 'transferlab.sqlite'}: written by another transferlab version (the first "
+        "store layout (scores as acc/acc_norm columns)); this one reads format 2 — rerun the "
+        "study into a new --out (or delete this folder and rerun)"
+    )

@@ -35,7 +35,7 @@ def test_items_are_parallel_across_languages(task):
     assert {"ar", "bn"} <= set(spec.languages)
     assert "zh" in spec.languages or task == "number_words"  # num2words has no Chinese
     raw = {
-        lang: {row["id"]: row for pool in ("train", "test") for row in spec.source.load(lang, pool)}
+        lang: {row["id"]: row for pool in ("train", "test") for row in spec.data.load(lang, pool)}
         for lang in spec.languages
     }
     for split in ("train", "validation", "test"):

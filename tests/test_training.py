@@ -15,7 +15,7 @@ from transferlab.grid import Cell
 from transferlab.models import load_model
 from transferlab.tasks.types import MCItem, TrainExample
 from transferlab.training import TrainSettings, apply_overrides, make_settings, train_adapter
-from transferlab.training.data import collate, encode_examples, plan_batches
+from transferlab.training.data import collate, encode_examples, epoch_batches
 from transferlab.training.loop import ScoredLoss, evaluate
 
 
@@ -69,7 +69,7 @@ def test_set_overrides_are_typed_and_unknown_keys_suggest_the_right_one():
 def test_training_targets_are_exactly_the_scored_continuation(tiny_gemma_dir):
     from transformers import AutoTokenizer
 
-    from transferlab.scoring.requests import Encoder
+    from transferlab.tokenization import Encoder
 
     tok = AutoTokenizer.from_pretrained(tiny_gemma_dir)
     examples = [
@@ -95,20 +95,20 @@ def test_training_targets_are_exactly_the_scored_continuation(tiny_gemma_dir):
 
 def test_batches_are_seeded_length_grouped_and_cover_every_example():
     lengths = [5 + (i * 7) % 40 for i in range(100)]
-    plan = plan_batches(lengths, batch_size=8, seed=3, epoch=0, group_batches=4)
+    plan = epoch_batches(lengths, batch_size=8, seed=3, epoch=0, group_batches=4)
     assert sorted(i for b in plan for i in b) == list(range(100))
-    assert plan == plan_batches(lengths, batch_size=8, seed=3, epoch=0, group_batches=4)
-    assert plan != plan_batches(lengths, batch_size=8, seed=3, epoch=1, group_batches=4)
-    assert plan != plan_batches(lengths, batch_size=8, seed=4, epoch=0, group_batches=4)
+    assert plan == epoch_batches(lengths, batch_size=8, seed=3, epoch=0, group_batches=4)
+    assert plan != epoch_batches(lengths, batch_size=8, seed=3, epoch=1, group_batches=4)
+    assert plan != epoch_batches(lengths, batch_size=8, seed=4, epoch=0, group_batches=4)
     grouped_pad = sum(len(b) * max(lengths[i] for i in b) for b in plan)
-    random_plan = plan_batches(lengths, 8, 3, 0, group_by_length=False)
+    random_plan = epoch_batches(lengths, 8, 3, 0, group_by_length=False)
     random_pad = sum(len(b) * max(lengths[i] for i in b) for b in random_plan)
     assert grouped_pad < 0.8 * random_pad
     # Lengths a token apart share a bucket: they still mix instead of forming batches apart.
     near = [32 + i % 2 for i in range(96)]
-    mixed = plan_batches(near, batch_size=8, seed=3, epoch=0, bucket_tokens=8)
+    mixed = epoch_batches(near, batch_size=8, seed=3, epoch=0, bucket_tokens=8)
     assert sum(len({near[i] for i in b}) == 2 for b in mixed) >= len(mixed) // 2
-    split = plan_batches(near, batch_size=8, seed=3, epoch=0, bucket_tokens=1)
+    split = epoch_batches(near, batch_size=8, seed=3, epoch=0, bucket_tokens=1)
     assert all(len({near[i] for i in b}) == 1 for b in split)
 
 
@@ -185,7 +185,7 @@ def test_training_fits_the_toy_task_and_the_scorer_sees_the_adapter(learnable_di
     n_tokens = sum(e.n_loss_tokens for e in encode_examples(loaded.tokenizer, validation, 1024))
     recorded = -sum(r.loglikelihoods[r.gold] for r in tuned) / n_tokens
     assert recorded == pytest.approx(outcome.metadata["best_val_loss"], rel=1e-4)
-    assert sum(r.acc for r in tuned) > sum(r.acc for r in base)
+    assert sum(r.metrics["acc"] for r in tuned) > sum(r.metrics["acc"] for r in base)
 
 
 def test_metadata_records_what_determined_the_adapter(tiny_gemma_dir, tmp_path):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from transferlab.errors import UserError
+from transferlab.fileio import sha256_file
+from transferlab.versions import library_versions
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +89,6 @@ def transferlab_home() -> Path:
     return Path(os.environ.get("TRANSFERLAB_HOME") or "~/.cache/transferlab").expanduser()
 
 
-def sha256_file(file: Path) -> str:
-    """Return the hex SHA-256 of a file's bytes."""
-    sha = hashlib.sha256()
-    with file.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            sha.update(block)
-    return sha.hexdigest()
-
-
 @contextlib.contextmanager
 def _lock(path: Path) -> Iterator[None]:
     # flock is released by the kernel when the holder dies, so a killed preparation never
@@ -117,10 +109,6 @@ def _package_version(dist: str) -> str:
         return version(dist)
     except PackageNotFoundError:
         return "not installed"
-
-
-def _versions() -> dict[str, str]:
-    return {d: _package_version(d) for d in ("torch", "transformers", "gguf", "transferlab")}
 
 
 # How the tokenizer happened to be loaded (offline or not, from where), which transformers saves
@@ -163,17 +151,39 @@ def _convert_gguf(gguf: Path, dest: Path, provenance: dict[str, Any]) -> None:
         "conversion_format": CONVERSION_FORMAT,
         "converted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "conversion_s": round(time.time() - started, 1),
-        "versions": _versions(),
+        "versions": library_versions(("torch", "transformers", "gguf", "transferlab")),
     }
     (dest / PROVENANCE_FILE).write_text(json.dumps(record, indent=2) + "\n")
 
 
-def _prepare(name: str, make_gguf: Callable[[Path], Path], provenance: dict[str, Any]) -> Path:
-    """Return ``$TRANSFERLAB_HOME/models/<name>``, converting the GGUF once if it is missing."""
+class NotPrepared(UserError):
+    """A preset or GGUF file asked for without conversion has not been converted yet."""
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(
+            ref,
+            "not prepared yet, so its content hash (and every job key) is not known",
+            f"run `transferlab models prepare {ref}`; `transferlab run` prepares it first",
+        )
+
+
+def _prepare(
+    name: str,
+    make_gguf: Callable[[Path], Path],
+    provenance: dict[str, Any],
+    convert: bool = True,
+    ref: str = "",
+) -> Path:
+    """Return ``$TRANSFERLAB_HOME/models/<name>``, converting the GGUF once if it is missing.
+
+    With ``convert=False`` a missing conversion raises NotPrepared instead.
+    """
     root = transferlab_home() / "models"
     final = root / name
     if _is_current(final, provenance):
         return final
+    if not convert:
+        raise NotPrepared(ref or name)
     with _lock(root / f".{name}.lock"):
         if _is_current(final, provenance):  # another process finished while we waited
             return final
@@ -202,19 +212,20 @@ def _is_current(folder: Path, provenance: dict[str, Any]) -> bool:
     return same_release and record.get("conversion_format") == CONVERSION_FORMAT
 
 
-def preset_folder(preset: Preset) -> Path:
-    """Return the preset's converted folder, converting it first if needed."""
+def preset_folder(preset: Preset, convert: bool = True) -> Path:
+    """Return the preset's converted folder, converting it first if needed (and allowed)."""
     provenance = {
         "preset": preset.name,
         "package": preset.package,
         "package_version": _package_version(preset.package),
         "description": preset.description,
     }
-    return _prepare(preset.name, preset.gguf, provenance)
+    return _prepare(preset.name, preset.gguf, provenance, convert, preset.name)
 
 
-def gguf_folder(gguf: Path) -> Path:
-    """Return the converted folder of a GGUF file, converting it first if needed."""
+def gguf_folder(gguf: Path, convert: bool = True) -> Path:
+    """Return the converted folder of a GGUF file, converting it first if needed (and allowed)."""
     digest = sha256_file(gguf)[:12]
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", gguf.stem)
-    return _prepare(f"gguf-{name}-{digest}", lambda _work: gguf, {"source_path": str(gguf)})
+    provenance = {"source_path": str(gguf)}
+    return _prepare(f"gguf-{name}-{digest}", lambda _work: gguf, provenance, convert, str(gguf))

@@ -6,9 +6,9 @@ Printed at the top of CI logs, so a run that fails on a new machine is diagnosab
 from __future__ import annotations
 
 import platform
-from importlib.metadata import PackageNotFoundError, version
 
 from transferlab.hardware import describe_cpu_line, resolve_dtype
+from transferlab.versions import library_versions
 
 # The packages whose releases change numbers, speed or the bundled suite's text.
 KEY_PACKAGES = (
@@ -16,14 +16,6 @@ KEY_PACKAGES = (
     "gguf", "numpy", "scipy", "pandas", "statsmodels", "lang2vec", "babel", "pycountry",
     "num2words", "country_converter", "lm_eval", "ray",
 )  # fmt: skip
-
-
-def installed_version(dist: str) -> str:
-    """Return the installed version of distribution ``dist``, or ``not installed``."""
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "not installed"
 
 
 def describe_environment() -> str:
@@ -35,5 +27,6 @@ def describe_environment() -> str:
         names = sorted({torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())})
         lines.append(f"CUDA: {', '.join(names)}; dtype auto: {resolve_dtype('auto', 'cuda')}")
     lines.append(f"dtype auto on cpu: {resolve_dtype('auto', 'cpu')}")
-    lines.append(" ".join(f"{name}=={installed_version(name)}" for name in KEY_PACKAGES))
+    versions = library_versions(KEY_PACKAGES)
+    lines.append(" ".join(f"{name}=={versions[name]}" for name in KEY_PACKAGES))
     return "\n".join(lines)

@@ -8,25 +8,23 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from transferlab.analysis.bootstrap import ITEM_COLUMNS as ITEM_SCHEMA
-from transferlab.analysis.schema import PER_SEED_COLUMNS as PER_SEED_SCHEMA
-from transferlab.grid import regime_of
-from transferlab.plan import BASE, Plan
+from transferlab.analysis.columns import PER_SEED_COLUMNS as PER_SEED_SCHEMA
+from transferlab.fileio import replaced
+from transferlab.grid import BASE, Source, source_regime
+from transferlab.plan import Plan
+from transferlab.runinfo import RunInfo
 from transferlab.store import Store, UnitScore
 
 # The table layouts are the analysis module's contract: one definition, read and written alike.
 PER_SEED_COLUMNS = list(PER_SEED_SCHEMA)
 ITEM_COLUMNS = list(ITEM_SCHEMA)
-
-
-def _headline(score: UnitScore, metric: str) -> float:
-    return score.acc_norm if metric == "acc_norm" else score.acc
 
 
 def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
@@ -42,100 +40,102 @@ def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
         if unit.state == BASE or unit.key not in scores or (unit.model, unit.cell) not in base:
             continue
         tuned, untuned = scores[unit.key], base[(unit.model, unit.cell)]
-        source = trainings[unit.state].source.cell
+        source = trainings[unit.state].source
+        source_task, source_language = _source_keys(source)
         model = models[unit.model]
-        metric = plan.headline[unit.cell.task]
-        score_norm, score_norm_base = _headline(tuned, metric), _headline(untuned, metric)
+        metric, primary = plan.headline[unit.cell.task], plan.primary[unit.cell.task]
+        score, score_base = tuned.metrics[primary], untuned.metrics[primary]
+        score_norm, score_norm_base = tuned.metrics[metric], untuned.metrics[metric]
+        delta, delta_norm = 100 * (score - score_base), 100 * (score_norm - score_norm_base)
         rows.append(
             {
                 "model_name": model.name,
                 # Fixed-point: readers of the paper schema take "1.5" or "135M", not "9e-05".
                 "model_size": f"{model.size_b:.9f}".rstrip("0").rstrip("."),
                 "model_family": model.family,
-                "fine_tuned_dataset": source.task,
-                "fine_tuned_language": source.language,
+                "fine_tuned_dataset": source_task,
+                "fine_tuned_language": source_language,
                 "eval_dataset": unit.cell.task,
                 "eval_language": unit.cell.language,
-                "regime": regime_of(
-                    source.task, source.language, unit.cell.task, unit.cell.language
-                ).value,
+                "regime": source_regime(source, unit.cell).value,
                 "seed": unit.seed,
-                "score": tuned.acc,
-                "score_base": untuned.acc,
+                "score": score,
+                "score_base": score_base,
                 "score_norm": score_norm,
                 "score_norm_base": score_norm_base,
-                "delta_score": 100 * (tuned.acc - untuned.acc),
-                "delta_score_norm": 100 * (score_norm - score_norm_base),
+                "delta_score": delta,
+                "delta_score_norm": delta_norm,
                 "n_items": tuned.n,
                 "headline_metric": metric,
                 "model_hash": model.model_hash,
                 "adapter_hash": tuned.provenance["adapter_hash"],
                 "task_hash": unit.task_hash,
-                "dtype": plan.study.evaluation.dtype,
-                "batch_size": plan.study.evaluation.batch_size,
+                "dtype": plan.evaluation.dtype,
+                "batch_size": plan.evaluation.batch_size,
                 "versions": versions,
+                "source": source.label,
+                "source_parts": source.parts_text(),
             }
         )
     return pd.DataFrame(rows, columns=PER_SEED_COLUMNS)
 
 
-def write_items(plan: Plan, store: Store, file: Path) -> int:
-    """Write per-item correctness of every scored unit to ``file`` (gzip CSV); return rows."""
+def _source_keys(source: Source) -> tuple[str, str]:
+    """Return the paper's (fine_tuned_dataset, fine_tuned_language) of a source.
+
+    One cell fills them as the paper does; a mixture names its tasks and its languages, each
+    joined with '+' (its full identity is in the ``source`` and ``source_parts`` columns).
+    """
+    if source.is_single:
+        return source.cell.task, source.cell.language
+    return "+".join(source.tasks), "+".join(source.languages)
+
+
+def item_frames(plan: Plan, store: Store) -> Iterator[pd.DataFrame]:
+    """Yield the per-item correctness of every scored unit of the plan, one frame per unit."""
     trainings = {job.key: job for job in plan.train_jobs}
     units = {u.key: u for u in plan.units}
-    tmp = file.with_name(file.name + ".tmp")
+    for key, items in store.items(u.key for u in plan.units):
+        unit = units[key]
+        if unit.state == BASE:
+            seed, task, language = "", "", ""
+        else:
+            task, language = _source_keys(trainings[unit.state].source)
+            seed = unit.seed
+        metrics = items["metrics"]
+        yield pd.DataFrame(
+            {
+                "model_name": unit.model,
+                "seed": seed,
+                "fine_tuned_dataset": task,
+                "fine_tuned_language": language,
+                "eval_dataset": unit.cell.task,
+                "eval_language": unit.cell.language,
+                "doc_id": items["doc_id"],
+                "correct": metrics[plan.primary[unit.cell.task]],
+                "correct_norm": metrics[plan.headline[unit.cell.task]],
+            }
+        )
+
+
+def write_items(frames: Iterable[pd.DataFrame], file: Path) -> int:
+    """Write per-item frames to ``file`` (gzip CSV) via a temporary file; return the rows."""
     n = 0
-    # Written unit by unit: the paper grid has ~20M item rows, more than a DataFrame should hold.
-    with gzip.open(tmp, "wt", encoding="utf-8", newline="") as out:
+    # Written frame by frame: a stream of frames need not be held at once.
+    with replaced(file) as tmp, gzip.open(tmp, "wt", encoding="utf-8", newline="") as out:
         pd.DataFrame(columns=ITEM_COLUMNS).to_csv(out, index=False)
-        for key, items in store.items(u.key for u in plan.units):
-            unit = units[key]
-            if unit.state == BASE:
-                seed, task, language = "", "", ""
-            else:
-                cell = trainings[unit.state].source.cell
-                seed, task, language = unit.seed, cell.task, cell.language
-            norm = items["acc_norm"] if plan.headline[unit.cell.task] == "acc_norm" else None
-            frame = pd.DataFrame(
-                {
-                    "model_name": unit.model,
-                    "seed": seed,
-                    "fine_tuned_dataset": task,
-                    "fine_tuned_language": language,
-                    "eval_dataset": unit.cell.task,
-                    "eval_language": unit.cell.language,
-                    "doc_id": items["doc_id"],
-                    "correct": items["acc"],
-                    "correct_norm": norm if norm is not None else items["acc"],
-                }
-            )
+        for frame in frames:
             frame.to_csv(out, index=False, header=False)
             n += len(frame)
-    os.replace(tmp, file)
     return n
 
 
-def write_csv(frame: pd.DataFrame, file: Path) -> None:
-    """Write ``frame`` to ``file`` via a temporary file and a rename."""
-    tmp = file.with_name(file.name + ".tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, file)
-
-
-def write_json(data: dict[str, Any], file: Path) -> None:
-    """Write ``data`` as indented JSON via a temporary file and a rename."""
-    tmp = file.with_name(file.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-    os.replace(tmp, file)
-
-
-def run_info(plan: Plan, jobs: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """Return run_info.json's content (docs/architecture.md) plus ``extra`` fields."""
-    study = plan.study
-    return {
-        "study": study.name,
-        "config": study.model_dump(mode="json"),
-        "models": [
+def run_info(plan: Plan, jobs: dict[str, Any], **run: Any) -> RunInfo:
+    """Return the run's RunInfo: the plan's facts, ``jobs`` counts and this run's ``run`` facts."""
+    return RunInfo(
+        study=plan.name,
+        config=plan.config,
+        models=[
             {
                 "name": m.name,
                 "ref": m.ref,
@@ -145,13 +145,13 @@ def run_info(plan: Plan, jobs: dict[str, Any], extra: dict[str, Any]) -> dict[st
             }
             for m in plan.models
         ],
-        "tasks": [
+        tasks=[
             {"name": c.task, "language": c.language, "task_hash": h}
             for c, h in plan.task_hashes.items()
         ],
-        "languages": list(study.languages),
-        "seeds": list(study.seeds),
-        "versions": plan.versions,
-        "jobs": jobs,
-        **extra,
-    }
+        languages=list(plan.languages),
+        seeds=list(plan.seeds),
+        versions=plan.versions,
+        jobs=jobs,
+        **run,
+    )

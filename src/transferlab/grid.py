@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+BASE = "base"  # the model state of the un-tuned model, beside one state per trained source
+
 
 @dataclass(frozen=True, order=True)
 class Cell:
@@ -49,10 +51,33 @@ class Source:
             raise ValueError(f"{self} is a mixture, not a single cell")
         return self.parts[0][0]
 
-    def __str__(self) -> str:
+    @property
+    def label(self) -> str:
+        """Return the source's stable name: ``task:lang``, or ``mix(task:lang=w,...)``.
+
+        A mixture's parts are listed in cell order, so the same mixture has one label however
+        its parts were written.
+        """
         if self.is_single:
             return str(self.cell)
-        return "+".join(f"{cell}*{weight:g}" for cell, weight in self.parts)
+        return f"mix({self.parts_text(',')})"
+
+    def parts_text(self, separator: str = ";") -> str:
+        """Return the parts as ``task:lang=weight``, in cell order (the ``source_parts`` column)."""
+        return separator.join(f"{cell}={weight:g}" for cell, weight in sorted(self.parts))
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """Return the tasks of the parts, each once, in cell order."""
+        return tuple(dict.fromkeys(cell.task for cell, _ in sorted(self.parts)))
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """Return the languages of the parts, each once, in cell order."""
+        return tuple(dict.fromkeys(cell.language for cell, _ in sorted(self.parts)))
+
+    def __str__(self) -> str:
+        return self.label
 
 
 class Regime(StrEnum):
@@ -76,3 +101,15 @@ def regime_of(
     if same_task:
         return Regime.MT_ML if same_language else Regime.MT_CL
     return Regime.CT_ML if same_language else Regime.CT_CL
+
+
+def source_regime(source: Source, target: Cell) -> Regime:
+    """Return the regime of a source (one cell or a mixture) on a target cell.
+
+    Per part, the closest relation wins: MT-ML if a part is the target cell; else MT-CL if a
+    part has the target's task; else CT-ML if a part has the target's language; else CT-CL.
+    For one cell this is ``regime_of``.
+    """
+    order = list(Regime)  # MT-ML, MT-CL, CT-ML, CT-CL: closest first
+    regimes = [regime_of(c.task, c.language, target.task, target.language) for c, _ in source.parts]
+    return min(regimes, key=order.index)

@@ -19,9 +19,10 @@ from transferlab.conversion import (
     PROVENANCE_FILE,
     gguf_folder,
     preset_folder,
-    sha256_file,
+    transferlab_home,
 )
 from transferlab.errors import UserError, did_you_mean
+from transferlab.fileio import sha256_file, write_json
 from transferlab.hardware import AUTO, DTYPES, resolve_dtype
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,8 @@ def model_hash(folder: Path) -> str:
     """Return a short content hash of a model folder (config, tokenizer and weight digests)."""
     digest = hashlib.sha256()
     for file in sorted(folder.iterdir()):
-        # Dot files (our digest cache) and the conversion record (it holds a timestamp) would
-        # make the same weights hash differently on two machines.
+        # Dot files (e.g. digest caches older versions kept here) and the conversion record (it
+        # holds a timestamp) would make the same weights hash differently on two machines.
         if file.name.startswith(".") or file.name == PROVENANCE_FILE or not file.is_file():
             continue
         if file.suffix in {".json", ".safetensors", ".bin", ".model"}:
@@ -70,12 +71,19 @@ def model_hash(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def _digest_cache(folder: Path) -> Path:
+    # Kept under $TRANSFERLAB_HOME, never in the model folder: that folder may be read-only,
+    # shared, or the user's own. One file per folder, named by the folder's absolute path.
+    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:20]
+    return transferlab_home() / "digests" / f"{key}.json"
+
+
 def _file_digest(file: Path) -> str:
-    # Hashing GBs of weights on every load is slow; cache the digest beside the file, keyed by
-    # size and mtime so a rewritten file is hashed again.
+    # Hashing GBs of weights on every load is slow; cache the digest, keyed by size and mtime so
+    # a rewritten file is hashed again.
     stat = file.stat()
     stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
-    cache = file.parent / ".transferlab-digests.json"
+    cache = _digest_cache(file.parent)
     known: dict[str, Any] = {}
     if cache.exists():
         try:
@@ -88,9 +96,10 @@ def _file_digest(file: Path) -> str:
     sha = sha256_file(file)
     known[file.name] = {"stamp": stamp, "sha256": sha}
     try:
-        cache.write_text(json.dumps(known))
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_json(known, cache)
     except OSError:
-        pass  # read-only model folders are fine; we just hash again next time
+        pass  # an unwritable cache only means hashing again next time
     return sha
 
 
@@ -112,14 +121,17 @@ def _hf_cached(ref: str) -> Path | None:
     return Path(folder)
 
 
-def resolve_model(ref: str) -> Path:
-    """Return the local folder holding the model named by ``ref`` (preparing presets once)."""
+def resolve_model(ref: str, convert: bool = True) -> Path:
+    """Return the local folder holding the model named by ``ref`` (preparing presets once).
+
+    With ``convert=False`` a preset or GGUF file not converted yet raises ``NotPrepared``.
+    """
     ref = str(ref)
     if ref in PRESETS:
-        return preset_folder(PRESETS[ref])
+        return preset_folder(PRESETS[ref], convert)
     path = Path(ref).expanduser()
     if path.is_file() and path.suffix == ".gguf":
-        return gguf_folder(path.resolve())
+        return gguf_folder(path.resolve(), convert)
     if path.is_dir():
         if not (path / "config.json").exists():
             raise UserError(
@@ -188,9 +200,12 @@ def model_family(ref: str, folder: Path) -> str:
     return match.group(0) if match else "unknown"
 
 
-def model_info(ref: str) -> ModelInfo:
-    """Return name, family, parameter count and hash of the model ``ref`` (weights not loaded)."""
-    folder = resolve_model(ref)
+def model_info(ref: str, convert: bool = True) -> ModelInfo:
+    """Return name, family, parameter count and hash of the model ``ref`` (weights not loaded).
+
+    With ``convert=False`` nothing is converted: an unprepared preset raises ``NotPrepared``.
+    """
+    folder = resolve_model(ref, convert)
     n_params = _count_parameters(folder)
     name = ref if ref in PRESETS else folder.name
     return ModelInfo(

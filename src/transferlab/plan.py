@@ -15,33 +15,12 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-from transferlab.config import Study
-from transferlab.grid import Cell, Source
-
-BASE = "base"  # the state name of the un-tuned model
-
-
-@cache
-def code_versions() -> dict[str, str]:
-    """Return the versions of the code that determines results.
-
-    Library versions, plus a hash of transferlab's own training and scoring sources: during
-    development the package version stays put while the code that makes the numbers changes.
-    """
-    from transferlab.training.outputs import library_versions
-
-    package = Path(__file__).parent
-    found = library_versions()
-    for part in ("training", "scoring"):
-        digest = hashlib.sha256()
-        for file in sorted((package / part).glob("*.py")):
-            digest.update(file.name.encode() + b"\0" + file.read_bytes())
-        found[f"transferlab.{part}"] = digest.hexdigest()[:12]
-    return found
+from transferlab.config import EvaluationSettings, Study
+from transferlab.grid import BASE, Cell, Source
+from transferlab.training.settings import TrainSettings
+from transferlab.versions import code_versions
 
 
 def content_key(*parts: Any) -> str:
@@ -71,7 +50,7 @@ class TrainJob:
     source: Source
     seed: int
     task_refs: tuple[tuple[str, str], ...]  # (task name, reference get_task resolves)
-    settings: dict[str, Any]
+    settings: TrainSettings
     items_per_source: int | None
     validation_items: int | None
     device: str
@@ -84,9 +63,19 @@ class TrainJob:
         """Return a one-line description for progress and status."""
         return f"train {self.model.name} on {self.source} seed {self.seed}"
 
+    @property
+    def priority(self) -> int:
+        """Return 1: after the baselines, before the evaluations that need the adapter."""
+        return 1
+
+    @property
+    def unit_keys(self) -> tuple[str, ...]:
+        """Return no units: a training commits an adapter."""
+        return ()
+
 
 @dataclass(frozen=True)
-class Unit:
+class EvalUnit:
     """One model state (base, or the adapter of a training job) scored on one target cell."""
 
     key: str
@@ -104,9 +93,9 @@ class EvalJob:
     key: str
     model: ModelRef
     seed: int | None  # None for the baseline
-    units: tuple[Unit, ...]
+    units: tuple[EvalUnit, ...]
     task_refs: tuple[tuple[str, str], ...]
-    evaluation: dict[str, Any]
+    evaluation: EvaluationSettings
     provenance: dict[str, Any] = field(compare=False)
     state_names: dict[str, str] = field(default_factory=dict, compare=False)  # key → readable
     kind: str = "evaluate"
@@ -119,20 +108,32 @@ class EvalJob:
         cells = len({u.cell for u in self.units})
         return f"evaluate {self.model.name} {what} on {cells} cell(s)"
 
+    @property
+    def priority(self) -> int:
+        """Return 0 for a baseline (it waits for nothing), else 2 (after the trainings)."""
+        return 0 if self.seed is None else 2
 
-Job = TrainJob | EvalJob
+    @property
+    def unit_keys(self) -> tuple[str, ...]:
+        """Return the keys of the units the job commits."""
+        return tuple(u.key for u in self.units)
 
 
 @dataclass
 class Plan:
-    """Everything a study asks for, before looking at what is done."""
+    """Everything a study asks for, before looking at what is done (the study is not kept)."""
 
-    study: Study
+    name: str
+    config: dict[str, Any]  # the resolved study config, as run_info.json records it
+    languages: list[str]
+    seeds: list[int]
+    evaluation: EvaluationSettings
     models: list[ModelRef]
     task_hashes: dict[Cell, str]
-    headline: dict[str, str]  # task → its headline metric
+    headline: dict[str, str]  # task → its headline metric (the paper's score_norm)
+    primary: dict[str, str]  # task → its acc-like metric (the paper's score)
     train_jobs: list[TrainJob]
-    units: list[Unit]
+    units: list[EvalUnit]
     versions: dict[str, str]
     task_refs: tuple[tuple[str, str], ...]
 
@@ -152,7 +153,7 @@ def _without(versions: dict[str, str], part: str) -> dict[str, str]:
 def _train_job(
     study: Study, model: ModelRef, source: Source, seed: int, task_hashes: dict[Cell, str]
 ) -> TrainJob:
-    settings = study.training.model_dump(mode="json")
+    settings = study.training.model_dump(mode="json")  # the key's and the record's form
     data = study.train_data.model_dump()
     versions = _without(code_versions(), "scoring")  # scoring code does not shape an adapter
     parts = [(str(c), task_hashes[c], w) for c, w in source.parts]
@@ -175,7 +176,7 @@ def _train_job(
         source,
         seed,
         tuple(study.task_refs.items()),
-        settings,
+        study.training.model_copy(),
         data["items_per_source"],
         data["validation_items"],
         device,
@@ -186,12 +187,12 @@ def _train_job(
 
 def _units(
     study: Study, model: ModelRef, state: str, seed: int | None, task_hashes: dict[Cell, str]
-) -> list[Unit]:
+) -> list[EvalUnit]:
     # An adapter's state is its training key, which already covers the training code.
     versions = _without(code_versions(), "training")
     evaluation = study.evaluation.model_dump()
     return [
-        Unit(
+        EvalUnit(
             content_key("score", model.model_hash, state, task_hashes[c], evaluation, versions),
             model.name,
             state,
@@ -204,7 +205,11 @@ def _units(
 
 
 def plan_study(study: Study) -> Plan:
-    """Return the study's training jobs and evaluation units (models resolved and hashed)."""
+    """Return the study's training jobs and evaluation units (models resolved and hashed).
+
+    Planning reads and hashes models but never converts one: a preset not prepared yet raises
+    ``NotPrepared`` (``transferlab run`` prepares its models before planning).
+    """
     from transferlab.models import model_info
 
     task_hashes = {
@@ -212,7 +217,7 @@ def plan_study(study: Study) -> Plan:
     }
     models, train_jobs, units = [], [], []
     for spec in study.models:
-        info = model_info(spec.ref)
+        info = model_info(spec.ref, convert=False)
         model = ModelRef(
             spec.display_name,
             spec.ref,
@@ -229,11 +234,17 @@ def plan_study(study: Study) -> Plan:
                 train_jobs.append(job)
                 units += _units(study, model, job.key, seed, task_hashes)
     headline = {name: spec.metric for name, spec in study.task_specs.items()}
+    primary = {name: spec.primary_metric for name, spec in study.task_specs.items()}
     return Plan(
-        study,
+        study.name,
+        study.model_dump(mode="json"),
+        list(study.languages),
+        list(study.seeds),
+        study.evaluation.model_copy(),
         models,
         task_hashes,
         headline,
+        primary,
         train_jobs,
         units,
         code_versions(),
@@ -257,7 +268,7 @@ def evaluation_jobs(
     done = set(done_units)
     ready_set = set(ready) if ready is not None else None
     settled_set = set(settled) if settled is not None else None
-    groups: dict[tuple[str, int | None], list[Unit]] = defaultdict(list)
+    groups: dict[tuple[str, int | None], list[EvalUnit]] = defaultdict(list)
     for unit in plan.units:
         if unit.key in done:
             continue
@@ -270,7 +281,7 @@ def evaluation_jobs(
         groups[(unit.model, unit.seed)].append(unit)
     by_name = {m.name: m for m in plan.models}
     names = {j.key: f"{j.source}.seed{j.seed}" for j in plan.train_jobs}
-    evaluation = plan.study.evaluation.model_dump()
+    evaluation = plan.evaluation.model_dump()
     jobs = []
     for (model, seed), units in groups.items():
         key = content_key("evaluate", sorted(u.key for u in units))
@@ -283,7 +294,7 @@ def evaluation_jobs(
                 seed,
                 tuple(units),
                 plan.task_refs,
-                evaluation,
+                plan.evaluation,
                 provenance,
                 states,
             )

@@ -16,17 +16,35 @@ import socket
 import sqlite3
 import threading
 import time
-import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from transferlab.errors import UserError
+from transferlab.owners import current_owner, owner_is_dead
+from transferlab.records import JobRecord, UnitScore, pack_items, unpack_items
+
 log = logging.getLogger(__name__)
+
+# The records and the lease-holder functions are part of the store's interface, wherever defined.
+__all__ = [
+    "DB_NAME",
+    "LEASE_S",
+    "JobRecord",
+    "Store",
+    "UnitScore",
+    "current_owner",
+    "owner_is_dead",
+    "pack_items",
+    "unpack_items",
+]
 
 DB_NAME = "transferlab.sqlite"
 LEASE_S = 120.0  # a holder renews every LEASE_S / 4; a silent one is presumed dead after this
+# The layout version, in SQLite's user_version. 0 with an ``acc`` column in ``scores`` is the
+# first layout (scores fixed to acc / acc_norm), which this version refuses rather than misreads.
+STORE_FORMAT = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -66,83 +84,19 @@ CREATE TABLE IF NOT EXISTS scores (
     task TEXT NOT NULL,
     language TEXT NOT NULL,
     n INTEGER NOT NULL,
-    acc REAL NOT NULL,
-    acc_norm REAL NOT NULL,
     provenance TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS unit_metrics (
+    unit_key TEXT NOT NULL REFERENCES scores (unit_key),
+    metric TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (unit_key, metric)
 );
 CREATE TABLE IF NOT EXISTS items (
     unit_key TEXT PRIMARY KEY REFERENCES scores (unit_key),
     payload BLOB NOT NULL
 );
 """
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    """One row of the jobs table."""
-
-    key: str
-    kind: str
-    label: str
-    status: str
-    attempts: int
-    error: str | None
-    owner: str | None
-    host: str | None
-    wall_s: float | None
-    units: tuple[str, ...]  # the evaluation units of an evaluation job
-
-
-@dataclass(frozen=True)
-class UnitScore:
-    """The committed score of one (model, state, target cell) evaluation unit."""
-
-    unit_key: str
-    model: str
-    state: str  # "base" or the training job key of the adapter
-    task: str
-    language: str
-    n: int
-    acc: float
-    acc_norm: float
-    provenance: dict[str, Any]
-
-
-def _process_start(pid: int) -> str:
-    # The start time tells a live process from a new one that reused a dead holder's pid.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return "?"
-
-
-def current_owner() -> str:
-    """Return this process's lease-holder name: ``host|pid|start``."""
-    return f"{socket.gethostname()}|{os.getpid()}|{_process_start(os.getpid())}"
-
-
-def owner_is_dead(owner: str) -> bool:
-    """Return whether a lease holder on this host is known to be gone (unknowable elsewhere)."""
-    host, pid, start = owner.split("|")
-    if host != socket.gethostname():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return start != "?" and _process_start(int(pid)) != start
-
-
-def pack_items(items: dict[str, list]) -> bytes:
-    """Return per-item columns (doc_id, gold, loglikelihoods, acc, acc_norm) compressed."""
-    return zlib.compress(json.dumps(items, separators=(",", ":")).encode(), 6)
-
-
-def unpack_items(payload: bytes) -> dict[str, list]:
-    """Return the per-item columns packed by ``pack_items``."""
-    return json.loads(zlib.decompress(payload))
 
 
 class Store:
@@ -154,7 +108,9 @@ class Store:
         self.owner = owner or current_owner()
         self.path = self.out_dir / DB_NAME
         self._db = self._connect()
+        self._check_format()
         self._db.executescript(SCHEMA)  # idempotent; executescript manages its own transaction
+        self._db.execute(f"PRAGMA user_version = {STORE_FORMAT}")
         self._heartbeat: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -162,6 +118,25 @@ class Store:
     def open_existing(cls, out_dir: Path) -> Store | None:
         """Return the store of ``out_dir`` if a study ran there, else None (nothing created)."""
         return cls(out_dir) if (Path(out_dir) / DB_NAME).exists() else None
+
+    def _check_format(self) -> None:
+        """Raise UserError (closing the database) for a store in a layout this version lacks."""
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(scores)")}
+        if version in (0, STORE_FORMAT) and "acc" not in columns:
+            return
+        self._db.close()
+        found = (
+            "the first store layout (scores as acc/acc_norm columns)"
+            if version == 0
+            else (f"store format {version}")
+        )
+        raise UserError(
+            self.path,
+            f"written by another transferlab version ({found}); this one reads format "
+            f"{STORE_FORMAT}",
+            "rerun the study into a new --out (or delete this folder and rerun)",
+        )
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
@@ -352,8 +327,8 @@ class Store:
             for s in scores:
                 db.execute(
                     """INSERT INTO scores (unit_key, job_key, model, state, task, language, n,
-                                           acc, acc_norm, provenance)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                           provenance)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
                     (
                         s.unit_key,
                         key,
@@ -362,10 +337,12 @@ class Store:
                         s.task,
                         s.language,
                         s.n,
-                        s.acc,
-                        s.acc_norm,
                         json.dumps(s.provenance, sort_keys=True),
                     ),
+                )
+                db.executemany(
+                    "INSERT INTO unit_metrics (unit_key, metric, value) VALUES (?, ?, ?)",
+                    [(s.unit_key, name, value) for name, value in s.metrics.items()],
                 )
                 db.execute(
                     "INSERT INTO items (unit_key, payload) VALUES (?, ?)",
@@ -375,11 +352,18 @@ class Store:
 
     def scores(self) -> dict[str, UnitScore]:
         """Return every committed unit score by unit key."""
+        metrics: dict[str, dict[str, float]] = {}
+        for unit, name, value in self._db.execute(
+            "SELECT unit_key, metric, value FROM unit_metrics ORDER BY rowid"
+        ):
+            metrics.setdefault(unit, {})[name] = value
         rows = self._db.execute(
-            "SELECT unit_key, model, state, task, language, n, acc, acc_norm, provenance "
-            "FROM scores"
+            "SELECT unit_key, model, state, task, language, n, provenance FROM scores"
         )
-        return {r[0]: UnitScore(*r[:8], provenance=json.loads(r[8])) for r in rows}
+        return {
+            r[0]: UnitScore(*r[:6], metrics=metrics.get(r[0], {}), provenance=json.loads(r[6]))
+            for r in rows
+        }
 
     def items(self, unit_keys: Iterable[str]) -> Iterator[tuple[str, dict[str, list]]]:
         """Yield (unit key, per-item columns) for the given units."""

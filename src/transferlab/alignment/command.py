@@ -23,8 +23,8 @@ from transferlab.alignment.representations import Pooling, entry_representations
 from transferlab.alignment.retrieval import RETRIEVALS
 from transferlab.alignment.summary import layer_figure, mtcl_pair_transfer, pair_figure, summarize
 from transferlab.analysis.distance import typological_distances
-from transferlab.environment import installed_version
 from transferlab.errors import UserError
+from transferlab.versions import library_versions
 
 ALIGNMENT_FILE = "alignment.csv"
 PROVENANCE_FILE = "alignment.json"
@@ -158,7 +158,7 @@ def _pair_transfer(results: Path) -> Any:
 
 
 def _provenance(loaded, states, dictionaries, pooling, normalization, layers) -> dict[str, Any]:
-    from transferlab.scoring.adapters import adapter_hash
+    from transferlab.adapter_files import adapter_hash
 
     first = dictionaries[0]
     return {
@@ -186,9 +186,7 @@ def _provenance(loaded, states, dictionaries, pooling, normalization, layers) ->
         "dtype": loaded.dtype,
         "device": loaded.device,
         "proc_b": "growth 1.5, limit 10000, stop below 1 % growth; candidates ranked by mean cosine",
-        "versions": {
-            n: installed_version(n) for n in ("torch", "transformers", "peft", "transferlab")
-        },
+        "versions": library_versions(),
     }
 
 

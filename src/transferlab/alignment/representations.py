@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from transferlab.adapter_files import adapter_hash
 from transferlab.conversion import transferlab_home
 from transferlab.errors import UserError
 from transferlab.models import LoadedModel
-from transferlab.scoring.adapters import AdapterSwitch, ModelState, adapter_hash, check_adapter
-from transferlab.scoring.requests import Encoder
+from transferlab.scoring.adapters import AdapterSwitch, ModelState, check_adapter
+from transferlab.tokenization import Encoder
 
 POOLINGS = ("mean", "last")
 ENTRY = "{entry}"

@@ -21,7 +21,7 @@ from transferlab.alignment.relate import (
     correlate,
     pair_matrix,
 )
-from transferlab.scoring.adapters import BASE
+from transferlab.grid import BASE
 
 
 def _symmetric(distances: pd.DataFrame) -> pd.DataFrame:

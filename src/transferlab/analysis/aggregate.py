@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from transferlab.analysis.schema import CELL_KEYS, PAPER_COLUMNS, PAPER_KEYS, SCORES
+from transferlab.analysis.columns import CELL_KEYS, PAPER_COLUMNS, PAPER_KEYS, SCORES
 
 # columns the analysis adds to a table; they are not part of either file schema
 DERIVED_COLUMNS = ("size_b", "size_bucket")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from transferlab.analysis.schema import PAPER_KEYS
+from transferlab.analysis.columns import PAPER_KEYS
 from transferlab.errors import UserError
 
 ITEM_COLUMNS = (

@@ -20,8 +20,8 @@ from transferlab.analysis.figures import analysis_figures, png_bytes
 from transferlab.analysis.groups import REFERENCE_LANGUAGE_FAMILIES, check_task_groups
 from transferlab.analysis.result import INDEXED_TABLES, run_analysis
 from transferlab.analysis.schema import ResultsTable, table_from_frame
-from transferlab.conversion import sha256_file
 from transferlab.errors import UserError, did_you_mean
+from transferlab.fileio import sha256_file
 
 logger = logging.getLogger(__name__)
 

@@ -15,60 +15,19 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from transferlab.analysis.aggregate import aggregate_seeds
+from transferlab.analysis.columns import (
+    CELL_KEYS,
+    PAPER_COLUMNS,
+    PAPER_KEYS,
+    SCORES,
+)
+from transferlab.analysis.holes import check_grid
 from transferlab.errors import UserError, did_you_mean
 from transferlab.grid import REGIMES, regime_of
 
 logger = logging.getLogger(__name__)
 
-# internal name -> column name in both file schemas
-PAPER_KEYS: dict[str, str] = {
-    "model": "model_name",
-    "source_task": "fine_tuned_dataset",
-    "source_language": "fine_tuned_language",
-    "target_task": "eval_dataset",
-    "target_language": "eval_language",
-}
-CELL_KEYS: tuple[str, ...] = tuple(PAPER_KEYS)
-SCORES: tuple[str, ...] = (
-    "score",
-    "score_base",
-    "score_norm",
-    "score_norm_base",
-    "delta_score",
-    "delta_score_norm",
-)
-PAPER_COLUMNS: tuple[str, ...] = (
-    "model_name",
-    "model_size",
-    "fine_tuned_dataset",
-    "fine_tuned_language",
-    "eval_dataset",
-    "eval_language",
-    "regime",
-    *(f"{score}_{stat}" for score in SCORES for stat in ("mean", "std")),
-    "n_seeds",
-    *(f"{score}_se" for score in SCORES),
-)
-PER_SEED_COLUMNS: tuple[str, ...] = (
-    "model_name",
-    "model_size",
-    "model_family",
-    "fine_tuned_dataset",
-    "fine_tuned_language",
-    "eval_dataset",
-    "eval_language",
-    "regime",
-    "seed",
-    *SCORES,
-    "n_items",
-    "headline_metric",
-    "model_hash",
-    "adapter_hash",
-    "task_hash",
-    "dtype",
-    "batch_size",
-    "versions",
-)
 # the column order of `ResultsTable.cells`, whichever schema it was read from
 _CELL_ORDER = (
     *CELL_KEYS,
@@ -333,9 +292,6 @@ def table_from_frame(
     frame: pd.DataFrame, where: str, items: pd.DataFrame | None = None
 ) -> ResultsTable:
     """Return the validated `ResultsTable` of a raw table in either schema."""
-    from transferlab.analysis.aggregate import aggregate_seeds
-    from transferlab.analysis.holes import check_grid
-
     if frame.empty:
         raise UserError(where, "the table has no rows", "point at a results table with data")
     per_seed = "seed" in frame.columns

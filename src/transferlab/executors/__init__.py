@@ -2,15 +2,15 @@
 
 An executor has ``capacity`` (jobs it runs at once), ``submit(job, inputs)`` and
 ``next_finished() -> (job, result or exception)``; the runner claims, commits and retries.
+Executors know jobs only through ``jobs.execute`` and the job's kind, never a kind by name.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from transferlab.config import ExecutorSettings
-from transferlab.jobs import JobInputs, JobOutcome
-from transferlab.plan import Job
+from transferlab.jobs import Job, JobInputs
 
 
 class Executor(Protocol):
@@ -21,7 +21,7 @@ class Executor(Protocol):
     def submit(self, job: Job, inputs: JobInputs) -> None:
         """Start ``job`` (or queue it)."""
 
-    def next_finished(self) -> tuple[Job, JobOutcome | Exception]:
+    def next_finished(self) -> tuple[Job, Any]:
         """Return the next finished job with its result, or the exception it failed with."""
 
     def close(self) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
-from transferlab.jobs import JobInputs, JobOutcome, execute
-from transferlab.plan import Job
+from transferlab.jobs import Job, JobInputs, execute
 
 
 class LocalExecutor:
@@ -21,7 +21,7 @@ class LocalExecutor:
         """Queue ``job``; it runs in ``next_finished``."""
         self._queue.append((job, inputs))
 
-    def next_finished(self) -> tuple[Job, JobOutcome | Exception]:
+    def next_finished(self) -> tuple[Job, Any]:
         """Return the oldest queued job with its result or the exception it raised."""
         job, inputs = self._queue.popleft()
         try:

@@ -12,8 +12,7 @@ from typing import Any
 
 from transferlab.config import ExecutorSettings
 from transferlab.errors import UserError
-from transferlab.jobs import JobInputs, JobOutcome, TrainResult, execute
-from transferlab.plan import Job, TrainJob
+from transferlab.jobs import Job, JobInputs, execute, kind_of
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 10.0  # to open a TCP connection to a cluster address before ray.init
@@ -35,21 +34,25 @@ def write_folder(files: dict[str, bytes], folder: Path) -> None:
 
 
 def _run_remote(
-    job: Job, blobs: dict[str, tuple[Any, str]], progress: bool, threads: int | None
+    job: Job,
+    blobs: dict[str, tuple[Any, str]],
+    writes: bool,
+    progress: bool,
+    threads: int | None,
 ) -> tuple:
-    # Runs in a Ray worker: adapters arrive as bytes and leave as bytes, in a private temp dir.
+    # Runs in a Ray worker: the folders a job reads arrive as bytes, and the folder it writes
+    # leaves as bytes, all in a private temp dir.
     import ray
 
     with tempfile.TemporaryDirectory(prefix="transferlab-job-") as tmp:
         root = Path(tmp)
-        if isinstance(job, TrainJob):
-            result = execute(job, JobInputs(adapter_dir=root / "adapter"), progress, threads)
-            return result, read_folder(result.adapter_dir)
         adapters = {}
         for key, (ref, digest) in blobs.items():
             write_folder(ray.get(ref), root / key)
             adapters[key] = (root / key, digest)
-        return execute(job, JobInputs(adapters=adapters), progress, threads), None
+        output = root / "output" if writes else None
+        result = execute(job, JobInputs(output, adapters), progress, threads)
+        return result, read_folder(output) if output is not None else None
 
 
 def _connect(ray: Any, address: str | None) -> None:
@@ -134,10 +137,11 @@ class RayExecutor:
             key: (self._ray.put(read_folder(folder)), digest)
             for key, (folder, digest) in inputs.adapters.items()
         }
-        ref = self._remote.remote(job, blobs, self.progress, self.threads)
+        writes = inputs.output_dir is not None
+        ref = self._remote.remote(job, blobs, writes, self.progress, self.threads)
         self._running[ref] = (job, inputs)
 
-    def next_finished(self) -> tuple[Job, JobOutcome | Exception]:
+    def next_finished(self) -> tuple[Job, Any]:
         """Wait for any running task; return its job and result (adapters written locally)."""
         [ref], _ = self._ray.wait(list(self._running), num_returns=1)
         job, inputs = self._running.pop(ref)
@@ -148,12 +152,12 @@ class RayExecutor:
             return job, cause if isinstance(cause, Exception) else error
         except self._ray.exceptions.RayError as error:  # worker died (e.g. killed for memory)
             return job, error
-        if isinstance(job, TrainJob):
-            target = inputs.adapter_dir
+        target = inputs.output_dir
+        if target is not None:
             if target.exists():
                 shutil.rmtree(target)
             write_folder(files, target)
-            result = TrainResult(target, result.adapter_hash, result.metadata)
+            result = kind_of(job).relocated(result, target)
         return job, result
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from transferlab.models import LoadedModel
 from transferlab.scoring.adapters import AdapterSwitch, ModelState, check_adapter
-from transferlab.scoring.requests import Encoder, resolve_max_length
+from transferlab.tokenization import Encoder, resolve_max_length
 
 DEFAULT_MAX_NEW_TOKENS = 256  # lm-eval's max_gen_toks default
 

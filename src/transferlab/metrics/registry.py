@@ -1,9 +1,10 @@
-"""Named metrics: a registered function per name, scored per item or over the whole corpus.
+"""Named metrics: a registered function per name, of one output type, per item or per corpus.
 
-An item metric maps ``(prediction, references, **options)`` to a value in [0, 1]; a corpus
-metric maps ``(predictions, references_per_item, **options)`` to one value in [0, 1] (sacrebleu's
-0–100 scores are divided by 100, so a Δ × 100 reads in the metric's usual points). A task names
-its metrics and its headline; adding a metric is one ``register`` call.
+A multiple-choice metric maps (per-choice log-likelihoods, choices, gold) to a value; a generate
+item metric maps ``(prediction, references, **options)`` to a value in [0, 1]; a corpus metric
+maps ``(predictions, references_per_item, **options)`` to one value in [0, 1] (sacrebleu's
+0–100 scores are divided by 100, so a Δ × 100 reads in the metric's usual points). Results carry
+``metrics: {name: value}``; a task names its headline; adding a metric is one ``register`` call.
 """
 
 from __future__ import annotations
@@ -43,12 +44,20 @@ class Metric:
 
 
 METRICS: dict[str, Metric] = {}
+# The metric that fills the paper's ``score`` column, per output type (a generative task's is
+# its headline).
+PRIMARY: dict[str, str] = {"multiple_choice": "acc"}
 
 
 def register(metric: Metric) -> Metric:
     """Add ``metric`` to the registry under its name and return it."""
     METRICS[metric.name] = metric
     return metric
+
+
+def metric_names(output_type: str) -> tuple[str, ...]:
+    """Return the names of the metrics of ``output_type``, in registration order."""
+    return tuple(m.name for m in METRICS.values() if m.output_type == output_type)
 
 
 def get_metric(name: str, where: str = "metric") -> Metric:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
-from transferlab.analysis import read_results, run_analysis
+from transferlab.analysis import AnalysisResult, ResultsTable, read_results, run_analysis
 from transferlab.analysis.figures import analysis_figures
 from transferlab.errors import UserError
+from transferlab.fileio import replaced
 from transferlab.report.breakdowns import (
     family_roles_blocks,
     onoff_summary_tables,
@@ -38,16 +38,11 @@ from transferlab.report.summary import (
     read_run_info,
     summary_facts,
 )
+from transferlab.runinfo import RunInfo
 
 log = logging.getLogger(__name__)
 
 REPORT_FILE = "report.html"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def default_out_file(source: Path) -> Path:
@@ -71,6 +66,19 @@ def build_report(
     if task_groups is None:
         task_groups = ((run_info or {}).get("config") or {}).get("task_groups") or {}
     result = run_analysis(table, metric, task_groups=task_groups)
+    return render_report(table, result, run_info, source.name)
+
+
+def render_report(
+    table: ResultsTable,
+    result: AnalysisResult,
+    run_info: RunInfo | Mapping[str, Any] | None,
+    name: str,
+) -> str:
+    """Return the HTML report of an analysed table; ``name`` titles it when run_info has none."""
+    if isinstance(run_info, RunInfo):
+        run_info = run_info.as_dict()
+    run_info = dict(run_info) if run_info is not None else None
     delta = delta_name(table, result.metric)
     context = Context(table=table, result=result, delta=delta)
     seeds = sorted(int(s) for s in table.seeds["seed"].unique()) if table.seeds is not None else []
@@ -109,7 +117,7 @@ def build_report(
         harm,
         problems,
     ]
-    title = str((run_info or {}).get("study") or source.name)
+    title = str((run_info or {}).get("study") or name)
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     transferlab_version = version("transferlab")
     return render_html(
@@ -136,21 +144,18 @@ def write_report(
     out = Path(out_file) if out_file is not None else default_out_file(source)
     if out.is_dir():
         raise UserError(out, "is a directory", "give a file name such as report.html")
-    html = build_report(source, metric, task_groups)
-    temporary = None
+    write_html(build_report(source, metric, task_groups), out)
+    return out
+
+
+def write_html(html: str, out: Path) -> None:
+    """Write ``html`` to ``out`` whole (a file beside it, then a rename); UserError if it fails."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=out.parent)
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(html)
-        # mkstemp makes the file private; a report is meant to be shared like any other file.
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, out)
+        with replaced(out) as temporary:
+            temporary.write_text(html, encoding="utf-8")
     except OSError as error:
-        if temporary is not None and os.path.exists(temporary):
-            os.unlink(temporary)
         raise UserError(
             out, f"cannot write the report ({error.strerror or error})", "choose another --out"
         ) from error
     log.info("wrote %s (%d bytes)", out, len(html.encode("utf-8")))
-    return out

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from transferlab.adapter_files import adapter_hash, check_adapter_files
 from transferlab.compat import quiet_peft
 from transferlab.errors import UserError
 from transferlab.models import LoadedModel, read_safetensors_header
@@ -22,10 +23,6 @@ from transferlab.models import LoadedModel, read_safetensors_header
 log = logging.getLogger(__name__)
 
 __all__ = ["AdapterSwitch", "ModelState", "adapter_hash", "check_adapter", "check_adapter_files"]
-
-ADAPTER_CONFIG = "adapter_config.json"
-WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
-BASE = "base"
 
 
 @dataclass(frozen=True)
@@ -42,14 +39,6 @@ class ModelState:
         return cls(path.resolve().name, path)
 
 
-def adapter_hash(adapter_dir: Path | str) -> str:
-    """Return the adapter's content hash: the one training records in its transferlab.json."""
-    # One definition for the whole project, so cache keys written at training time match.
-    from transferlab.training.outputs import adapter_hash as content_hash
-
-    return content_hash(Path(adapter_dir))
-
-
 def _adapter_module_path(key: str) -> tuple[str, str] | None:
     # PEFT saves "base_model.model.<module path>.lora_A.weight" (adapter name stripped).
     marker = key.find(".lora_")
@@ -58,34 +47,6 @@ def _adapter_module_path(key: str) -> tuple[str, str] | None:
     path = key[:marker]
     path = path.removeprefix("base_model.model.")
     return path, key[marker + 1 :]
-
-
-def check_adapter_files(adapter_dir: Path) -> tuple[dict[str, Any], Path]:
-    """Return (adapter config, weights file) of a PEFT adapter folder, or raise UserError."""
-    where = str(adapter_dir)
-    if not adapter_dir.is_dir():
-        raise UserError(
-            where, "no such adapter folder", "pass a folder that `transferlab train` wrote"
-        )
-    config_file = adapter_dir / ADAPTER_CONFIG
-    if not config_file.exists():
-        raise UserError(
-            where,
-            f"no {ADAPTER_CONFIG}, so it is not a PEFT adapter folder",
-            "pass an adapter folder",
-        )
-    try:
-        config = json.loads(config_file.read_text())
-    except ValueError as error:
-        raise UserError(config_file, f"not valid JSON ({error})", "restore the file") from error
-    weights = next((adapter_dir / f for f in WEIGHT_FILES if (adapter_dir / f).exists()), None)
-    if weights is None:
-        raise UserError(
-            where,
-            f"adapter weights are missing ({' or '.join(WEIGHT_FILES)})",
-            "copy the whole adapter folder, or train it again",
-        )
-    return config, weights
 
 
 def check_adapter(loaded: LoadedModel, adapter_dir: Path) -> None:

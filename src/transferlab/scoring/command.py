@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -13,15 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from transferlab.errors import UserError
-from transferlab.grid import Cell
-from transferlab.scoring.adapters import BASE, ModelState, adapter_hash, check_adapter_files
+from transferlab.grid import BASE, Cell
+from transferlab.scoring.adapters import ModelState, adapter_hash, check_adapter_files
+from transferlab.versions import library_versions
 
 log = logging.getLogger(__name__)
 
 ITEMS_FILE = "items.jsonl"
 SCORES_FILE = "scores.csv"
 PROVENANCE_FILE = "evaluation.json"
-SCORE_COLUMNS = ["model_state", "task", "language", "n", "acc", "acc_norm"]
+SCORE_KEYS = ["model_state", "task", "language", "n"]  # then one column per metric
 
 
 def load_targets(
@@ -75,18 +75,6 @@ def model_states(adapters: list[Path]) -> list[ModelState]:
     return states
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": platform.python_version()}
-    for name in ("torch", "transformers", "peft", "transferlab"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "not installed"
-    return found
-
-
 def evaluate_command(
     model_ref: str,
     adapters: list[Path],
@@ -132,11 +120,12 @@ def evaluate_command(
     if choice:
         results = score(loaded, states, choice, batch_size=batch_size, progress=progress)
         lines = [r.to_dict() for r in results]
-        items = pd.DataFrame(lines)
+        metrics = list(dict.fromkeys(m for r in results for m in r.metrics))
         tables.append(
-            items.groupby(["model_state", "task", "language"], sort=False)
-            .agg(n=("acc", "size"), acc=("acc", "mean"), acc_norm=("acc_norm", "mean"))
-            .reset_index()[SCORE_COLUMNS]
+            pd.DataFrame(lines)
+            .groupby(["model_state", "task", "language"], sort=False)
+            .agg(n=(metrics[0], "size"), **{m: (m, "mean") for m in metrics})
+            .reset_index()[SCORE_KEYS + metrics]
         )
     if generative:
         from transferlab.generation.results import evaluate_generative
@@ -145,9 +134,9 @@ def evaluate_command(
                                          progress)  # fmt: skip
         lines += more
         tables.append(pd.DataFrame(rows))
-    # multiple-choice columns first; a generative task's metrics follow (empty for MC rows)
+    # multiple-choice metrics first; a generative task's metrics follow (empty for MC rows)
     scores = pd.concat(tables, ignore_index=True)
-    scores = scores[SCORE_COLUMNS[:4] + [c for c in scores.columns if c not in SCORE_COLUMNS[:4]]]
+    scores = scores[SCORE_KEYS + [c for c in scores.columns if c not in SCORE_KEYS]]
     provenance = {
         "model": {"ref": model_ref, "path": str(loaded.path), "model_hash": loaded.model_hash},
         "model_states": [
@@ -165,7 +154,7 @@ def evaluate_command(
         "device": device,
         "batch_size": batch_size,
         "acc_norm": "argmax of loglikelihood / len(choice) in characters (lm-eval 0.4.x)",
-        "versions": _versions(),
+        "versions": library_versions(),
         "wall_time_s": round(time.time() - started, 2),
     }
     _write_outputs(out_dir, lines, scores, provenance)

@@ -15,7 +15,7 @@ from typing import Any
 
 from transferlab.errors import RunError
 from transferlab.scoring.packing import Row
-from transferlab.scoring.requests import Unit
+from transferlab.scoring.requests import ChoiceGroup
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +71,13 @@ class RowScorer:
 
     def score(
         self, batches: Iterable[Sequence[Row]]
-    ) -> Iterator[tuple[list[Unit], list[list[float]]]]:
+    ) -> Iterator[tuple[list[ChoiceGroup], list[list[float]]]]:
         """Yield each batch's units with, per unit, the summed log-likelihood of each continuation.
 
         The decoder runs batch by batch; the hidden states it selects are pooled across
         batches so the vocabulary projection runs on large blocks of rows (a wider matmul).
         """
-        pending: list[tuple[list[Unit], Any, list[tuple[int, int, int, int]]]] = []
+        pending: list[tuple[list[ChoiceGroup], Any, list[tuple[int, int, int, int]]]] = []
         rows = 0
         for batch in batches:
             selected, targets = self._selected(batch)
@@ -104,7 +104,7 @@ class RowScorer:
                 unit_index += 1
         return self._forward(batch, list(positions)), targets
 
-    def _finish(self, pending: list) -> Iterator[tuple[list[Unit], list[list[float]]]]:
+    def _finish(self, pending: list) -> Iterator[tuple[list[ChoiceGroup], list[list[float]]]]:
         """Project the pooled rows and yield each pending batch's sums."""
         import torch
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from transferlab.scoring.requests import Unit
+from transferlab.scoring.requests import ChoiceGroup
 
 # Slots per row. A longer row shares more prompt prefixes between items, but attention over a
 # row costs its length squared: at 160 slots it adds ~6% to the matmuls of a 270M model.
@@ -23,7 +23,7 @@ ROW_TOKENS = 160
 class Row:
     """Several units packed as one tree of token slots."""
 
-    units: tuple[Unit, ...]
+    units: tuple[ChoiceGroup, ...]
     tokens: tuple[int, ...]
     parents: tuple[int, ...]  # slot of the previous token of the sequence, -1 for a first token
     positions: tuple[int, ...]  # position id: the slot's depth in the tree
@@ -43,7 +43,7 @@ class _Tree:
         self.tokens: list[int] = []
         self.parents: list[int] = []
         self.positions: list[int] = []
-        self.units: list[Unit] = []
+        self.units: list[ChoiceGroup] = []
         self.predictors: list[tuple[tuple[int, ...], ...]] = []
 
     def _walk(self, path: Sequence[int]) -> tuple[int, int]:
@@ -54,7 +54,7 @@ class _Tree:
             children, depth = self.children[slot], depth + 1
         return depth, slot
 
-    def missing(self, unit: Unit) -> int:
+    def missing(self, unit: ChoiceGroup) -> int:
         """Return how many slots adding ``unit`` would create."""
         grafts: dict[int, dict] = {}  # new tokens hanging off an existing slot, as a trie
         created = 0
@@ -83,7 +83,7 @@ class _Tree:
             parent, children = slot, self.children[slot]
         return slots
 
-    def add(self, unit: Unit) -> None:
+    def add(self, unit: ChoiceGroup) -> None:
         """Add every sequence of ``unit`` and record which slots predict its tokens."""
         start = len(unit.context) - 1  # the last context token predicts each first token
         predictors = []
@@ -103,12 +103,12 @@ class _Tree:
         )
 
 
-def _paths(unit: Unit) -> Iterator[tuple[int, ...]]:
+def _paths(unit: ChoiceGroup) -> Iterator[tuple[int, ...]]:
     for cont in unit.continuations:
         yield unit.context + cont[:-1]
 
 
-def pack_rows(units: Sequence[Unit], max_tokens: int = ROW_TOKENS) -> list[Row]:
+def pack_rows(units: Sequence[ChoiceGroup], max_tokens: int = ROW_TOKENS) -> list[Row]:
     """Return rows holding ``units`` in order, each row at most ``max_tokens`` slots long
     (a unit longer than that gets a row of its own)."""
     rows: list[Row] = []
@@ -123,7 +123,7 @@ def pack_rows(units: Sequence[Unit], max_tokens: int = ROW_TOKENS) -> list[Row]:
     return rows
 
 
-def plan_batches(units: Sequence[Unit], batch_size: int) -> list[list[Row]]:
+def forward_batches(units: Sequence[ChoiceGroup], batch_size: int) -> list[list[Row]]:
     """Return forward-pass batches of rows, about ``batch_size`` units each.
 
     Units are ordered by their tokens so that items sharing a prompt prefix land in one row;

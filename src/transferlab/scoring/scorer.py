@@ -7,22 +7,22 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-import numpy as np
-
 from transferlab.grid import Cell
+from transferlab.metrics import item_metrics
 from transferlab.models import LoadedModel
 from transferlab.scoring.adapters import AdapterSwitch, ModelState, check_adapter
 from transferlab.scoring.engine import RowScorer
-from transferlab.scoring.packing import plan_batches
-from transferlab.scoring.requests import Encoder, encode_items, resolve_max_length
+from transferlab.scoring.packing import forward_batches
+from transferlab.scoring.requests import encode_items
 from transferlab.tasks.types import MCItem
+from transferlab.tokenization import Encoder, resolve_max_length
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ItemResult:
-    """One model state's answer to one item: per-choice log-likelihoods and correctness."""
+    """One model state's answer to one item: per-choice log-likelihoods and its metrics."""
 
     model_state: str
     task: str
@@ -30,24 +30,13 @@ class ItemResult:
     doc_id: str
     loglikelihoods: list[float]
     gold: int
-    acc: int
-    acc_norm: int
+    metrics: dict[str, float]  # e.g. {"acc": 1, "acc_norm": 0}
 
     def to_dict(self) -> dict:
-        """Return the result as the JSON object written to items.jsonl."""
-        return asdict(self)
-
-
-def choose(loglikelihoods: Sequence[float], choices: Sequence[str]) -> tuple[int, int]:
-    """Return (argmax of log-likelihood, argmax of log-likelihood per character of the choice).
-
-    The normalised choice is lm-evaluation-harness's ``acc_norm``: 0.4.x divides by
-    ``len(choice)`` in characters (its byte-length variant is reported as ``acc_bytes``).
-    Ties go to the first choice, as with ``numpy.argmax``.
-    """
-    lls = np.asarray(loglikelihoods, dtype=np.float64)
-    lengths = np.array([float(len(c)) for c in choices])
-    return int(np.argmax(lls)), int(np.argmax(lls / lengths))
+        """Return the result as the JSON object written to items.jsonl (metrics as keys)."""
+        row = asdict(self)
+        metrics = row.pop("metrics")
+        return {**row, **metrics}
 
 
 def _pad_id(tokenizer) -> int:
@@ -87,7 +76,7 @@ def score(
     units = encode_items(encoder, items, [str(c) for c in cells])
     if not units:
         return []
-    batches = plan_batches(units, batch_size)
+    batches = forward_batches(units, batch_size)
 
     results: list[ItemResult] = []
     bar = tqdm(
@@ -119,7 +108,6 @@ def _results(
 ) -> list[ItemResult]:
     out = []
     for cell, item, values in zip(cells, items, lls, strict=True):
-        pred, pred_norm = choose(values, item.choices)
         out.append(
             ItemResult(
                 model_state=state,
@@ -128,8 +116,7 @@ def _results(
                 doc_id=str(item.doc_id),
                 loglikelihoods=list(values),
                 gold=item.gold,
-                acc=int(pred == item.gold),
-                acc_norm=int(pred_norm == item.gold),
+                metrics=item_metrics("multiple_choice", values, item.choices, item.gold),
             )
         )
     return out

@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from transferlab.errors import UserError
+from transferlab.tasks.datasets import HubDataset
 from transferlab.tasks.fewshot import FewShotContexts, with_fewshot
 from transferlab.tasks.files import read_rows
 from transferlab.tasks.generative import parse_generation
-from transferlab.tasks.sources import HubDataset
 from transferlab.tasks.spec import TaskSpec
 from transferlab.tasks.splits import SplitPlan
 from transferlab.tasks.taskcode import ProcessedData, resolve_task_code
 from transferlab.tasks.templates import render, resolve_choices, resolve_target, resolve_text
 from transferlab.tasks.types import GenItem, MCItem, TrainExample
+from transferlab.tasks.yamlfile import read_yaml
 
 SUPPORTED = {
     "task", "output_type", "dataset_path", "dataset_name", "dataset_kwargs", "test_split",
@@ -44,8 +45,6 @@ _SUFFIX_LANGUAGE = re.compile(r"^(?P<name>.+)_(?P<lang>[a-z]{2,3})$")
 
 
 def _merge_includes(doc: dict[str, Any], path: Path, seen: tuple[Path, ...] = ()) -> dict:
-    from transferlab.tasks.taskfile import read_yaml
-
     if "include" not in doc:
         return doc
     included = (path.parent / str(doc["include"])).resolve()
@@ -313,11 +312,11 @@ def spec_from_lm_eval(doc: dict[str, Any], path: Path, trust_task_code: bool = F
     if not dataset_path:
         raise UserError(where, "dataset_path: missing", "use json, csv or parquet with data_files")
     if dataset_path in LOCAL_FORMATS:
-        source = _local_files(doc, path, where)
+        data = _local_files(doc, path, where)
     else:
-        source = HubDataset(str(dataset_path), where, config=doc.get("dataset_name"))
+        data = HubDataset(str(dataset_path), where, config=doc.get("dataset_name"))
     if callable(doc.get("process_docs")):
-        source = ProcessedData(source, doc["process_docs"])
+        data = ProcessedData(data, doc["process_docs"])
     test_pool = doc.get("test_split") or doc.get("validation_split")
     if not test_pool:
         raise UserError(where, "test_split: missing", "name the split to evaluate on")
@@ -326,7 +325,7 @@ def spec_from_lm_eval(doc: dict[str, Any], path: Path, trust_task_code: bool = F
         train_pool = None
     plan = SplitPlan(test_pool=str(test_pool), train_pool=train_pool)
     if doc["output_type"] == "generate_until":
-        return _generative_spec(doc, where, source, plan)
+        return _generative_spec(doc, where, data, plan)
     metrics = [m.get("metric") for m in doc.get("metric_list") or [] if isinstance(m, dict)]
     choices = doc["doc_to_choice"]
     letters = isinstance(choices, list) and all(
@@ -341,13 +340,13 @@ def spec_from_lm_eval(doc: dict[str, Any], path: Path, trust_task_code: bool = F
         str(doc.get("target_delimiter", " ")),
         doc.get("description"),
     )
-    renderer = with_fewshot(renderer, doc, where, source, str(test_pool))
+    renderer = with_fewshot(renderer, doc, where, data, str(test_pool))
     spec = TaskSpec(
         name=name,
         languages=(language,),
         answer_format="letters" if letters else "cloze",
         metric="acc_norm" if "acc_norm" in metrics else "acc",
-        source=source,
+        data=data,
         renderer=renderer,
         plan=plan,
         description=f"lm-eval task {doc['task']}",
@@ -357,18 +356,18 @@ def spec_from_lm_eval(doc: dict[str, Any], path: Path, trust_task_code: bool = F
     return spec
 
 
-def _generative_spec(doc: dict[str, Any], where: str, source: Any, plan: SplitPlan) -> TaskSpec:
+def _generative_spec(doc: dict[str, Any], where: str, data: Any, plan: SplitPlan) -> TaskSpec:
     settings = parse_generation(doc, where)
     name, language = _name_and_language(doc)
     renderer = LmEvalGenRenderer(where, doc["doc_to_text"], doc["doc_to_target"],
                                  str(doc.get("target_delimiter", " ")), doc.get("description"))  # fmt: skip
-    renderer = with_fewshot(renderer, doc, where, source, plan.test_pool)
+    renderer = with_fewshot(renderer, doc, where, data, plan.test_pool)
     return TaskSpec(
         name=name,
         languages=(language,),
         answer_format="generate",
         metric=settings.metric_keys()[0],
-        source=source,
+        data=data,
         renderer=renderer,
         plan=plan,
         description=f"lm-eval task {doc['task']}",

@@ -99,7 +99,7 @@ def describe_tasks() -> str:
                 " ".join(spec.languages),
                 f"{spec.answer_format}/{spec.metric}",
                 *sizes,
-                spec.source.describe(),
+                spec.data.describe(),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]

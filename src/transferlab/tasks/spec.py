@@ -8,18 +8,19 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from transferlab.errors import UserError, did_you_mean
+from transferlab.metrics import PRIMARY, metric_names
 from transferlab.tasks.generative import GenerationSettings
 from transferlab.tasks.splits import SPLITS, SplitPlan, check_unique, select_splits
 from transferlab.tasks.types import GenItem, MCItem, TrainExample
 
 ANSWER_FORMATS = ("letters", "cloze")
-METRICS = ("acc", "acc_norm")
+METRICS = metric_names("multiple_choice")  # the registered metrics a task may name headline
 TRAIN_FORMATS = ("letters", "answer_text", "continuation")
 OUTPUT_TYPES = ("multiple_choice", "generate")
 HASH_VERSION = "tasks-v1"
 
 
-class DataSource(Protocol):
+class Dataset(Protocol):
     """Where a task's rows come from: named pools (splits) per language."""
 
     def load(self, language: str, pool: str) -> list[dict[str, Any]]:
@@ -53,7 +54,7 @@ class TaskSpec:
     languages: tuple[str, ...]
     answer_format: str
     metric: str
-    source: DataSource
+    data: Dataset  # where its rows come from (local files, a hub dataset)
     renderer: Renderer
     plan: SplitPlan
     description: str = ""
@@ -66,6 +67,18 @@ class TaskSpec:
     _hashes: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # --- public ---------------------------------------------------------------------------
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Return the metrics every result of this task carries."""
+        if self.generation is not None:
+            return tuple(self.generation.metric_keys())
+        return metric_names(self.output_type)
+
+    @property
+    def primary_metric(self) -> str:
+        """Return the acc-like metric of the paper's ``score`` column (``metric`` is the headline)."""
+        return PRIMARY.get(self.output_type, self.metric)
 
     def items(self, language: str, split: str = "test") -> list[MCItem | GenItem]:
         """Return the evaluation items of one language's split (train | validation | test)."""
@@ -160,7 +173,7 @@ class TaskSpec:
         ids: dict[str, dict[str, list[str]]] = {pool: {} for pool in pools}
         for language in self.languages:
             for pool in pools:
-                pool_rows = self.source.load(language, pool)
+                pool_rows = self.data.load(language, pool)
                 pool_ids = [
                     _position_id(self.renderer.doc_id(row, i), i, pool, self.plan.test_pool)
                     for i, row in enumerate(pool_rows)

@@ -17,24 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from transferlab.errors import UserError
+from transferlab.tasks.yamlfile import FunctionTag
 
 CALLABLE_FIELDS = ("doc_to_text", "doc_to_target", "doc_to_choice", "process_docs")
 TRUST_FIX = "pass --trust-task-code (or trust_task_code: true in the study) to import it"
-
-
-def attach_folder(value: Any, folder: Path) -> Any:
-    """Return ``value`` with every ``!function`` tag inside it knowing the folder it came from."""
-    from transferlab.tasks.taskfile import FunctionTag
-
-    if isinstance(value, FunctionTag):
-        tagged = FunctionTag(value)
-        tagged.folder = folder
-        return tagged
-    if isinstance(value, dict):
-        return {k: attach_folder(v, folder) for k, v in value.items()}
-    if isinstance(value, list):
-        return [attach_folder(v, folder) for v in value]
-    return value
 
 
 def load_function(tag: Any, where: str, key: str) -> Callable[..., Any]:
@@ -65,8 +51,6 @@ def load_function(tag: Any, where: str, key: str) -> Callable[..., Any]:
 
 def resolve_task_code(doc: dict[str, Any], where: str, trust: bool) -> dict[str, Any]:
     """Return ``doc`` with its ``!function`` fields imported (only with ``trust``)."""
-    from transferlab.tasks.taskfile import FunctionTag
-
     tagged = sorted(k for k, v in doc.items() if isinstance(v, FunctionTag))
     if tagged and not trust:
         raise UserError(where, f"{', '.join(tagged)}: `!function` (Python code) is not supported "

@@ -17,13 +17,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from transferlab.errors import UserError, did_you_mean
+from transferlab.tasks.datasets import HubDataset, LocalFiles
+from transferlab.tasks.lmeval import spec_from_lm_eval
 from transferlab.tasks.prompts import PROMPT_KEYS, FieldRenderer
-from transferlab.tasks.sources import HubDataset, LocalFiles
 from transferlab.tasks.spec import ANSWER_FORMATS, METRICS, OUTPUT_TYPES, TRAIN_FORMATS, TaskSpec
 from transferlab.tasks.splits import SplitPlan
+from transferlab.tasks.yamlfile import read_yaml
 
 TOP_KEYS = (
     "name", "description", "output_type", "languages", "data", "splits", "fields", "eval",
@@ -38,36 +38,6 @@ SECTION_KEYS = {
     "prompt": PROMPT_KEYS,
 }
 DEFAULT_METRIC = {"cloze": "acc_norm", "letters": "acc"}
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    """Return a YAML file's top-level mapping; unreadable or non-mapping files are a UserError."""
-    if not path.is_file():
-        raise UserError(str(path), "task file does not exist", "give the path to a task YAML")
-    try:
-        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_LmEvalLoader)
-    except yaml.YAMLError as error:
-        raise UserError(str(path), f"not valid YAML: {error}".replace("\n", " "), "") from None
-    if not isinstance(loaded, dict):
-        raise UserError(str(path), "a task YAML must be a mapping of keys", "")
-    from transferlab.tasks.taskcode import attach_folder
-
-    return attach_folder(loaded, path.parent)  # a `!function` module lives next to its YAML
-
-
-class _LmEvalLoader(yaml.SafeLoader):
-    """SafeLoader that keeps lm-eval's ``!function`` tags as a marker instead of failing."""
-
-
-_LmEvalLoader.add_constructor(
-    "!function", lambda loader, node: FunctionTag(loader.construct_scalar(node))
-)
-
-
-class FunctionTag(str):
-    """The value of a ``!function module.name`` tag: Python code, run only when trusted."""
-
-    folder = None  # the folder of the YAML that holds the tag (see tasks.taskcode)
 
 
 def check_keys(section: dict[str, Any], allowed: tuple[str, ...], where: str, prefix: str) -> None:
@@ -136,7 +106,7 @@ def spec_from_mapping(doc: dict[str, Any], where: str, base: Path) -> TaskSpec:
     if ("files" in data) == ("hub" in data):
         raise UserError(where, "data: needs exactly one of `files` or `hub`", "see the task layout")
     if "files" in data:
-        source = LocalFiles(
+        data = LocalFiles(
             base,
             data["files"],
             where,
@@ -144,7 +114,7 @@ def spec_from_mapping(doc: dict[str, Any], where: str, base: Path) -> TaskSpec:
             language_column=data.get("language_column"),
         )
     else:
-        source = HubDataset(
+        data = HubDataset(
             data["hub"],
             where,
             config=data.get("config", "{language}"),
@@ -156,8 +126,8 @@ def spec_from_mapping(doc: dict[str, Any], where: str, base: Path) -> TaskSpec:
     train_pool, n_train = (None, None)
     if splits.get("train", "train") is not None:
         train_pool, n_train = _split(splits.get("train", "train"), where, "train")
-    if isinstance(source, LocalFiles) and source.pools() is not None:
-        if "train" not in splits and "train" not in source.pools():
+    if isinstance(data, LocalFiles) and data.pools() is not None:
+        if "train" not in splits and "train" not in data.pools():
             train_pool = None
     plan = SplitPlan(
         test_pool=test_pool,
@@ -206,7 +176,7 @@ def spec_from_mapping(doc: dict[str, Any], where: str, base: Path) -> TaskSpec:
         languages=tuple(languages),
         answer_format=answer_format,
         metric=metric,
-        source=source,
+        data=data,
         renderer=renderer,
         plan=plan,
         description=str(doc.get("description", "")).strip(),
@@ -222,7 +192,5 @@ def load_task_file(path: Path, trust_task_code: bool = False) -> TaskSpec:
     (``trust_task_code``: import its ``!function`` fields)."""
     doc = read_yaml(path)
     if "task" in doc and "name" not in doc:
-        from transferlab.tasks.lmeval import spec_from_lm_eval
-
         return spec_from_lm_eval(doc, path, trust_task_code)
     return spec_from_mapping(doc, str(path), path.parent)

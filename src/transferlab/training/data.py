@@ -6,15 +6,13 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from transferlab.errors import UserError
 from transferlab.tasks.types import TrainExample
-
-if TYPE_CHECKING:
-    from transferlab.scoring.requests import Encoder
+from transferlab.tokenization import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +66,6 @@ def encode_examples(
     tokenizer: Any, examples: Sequence[TrainExample], max_length: int
 ) -> list[EncodedExample]:
     """Return every example encoded; logs how many lost the start of their prompt."""
-    from transferlab.scoring.requests import Encoder
-
     encoder = Encoder(tokenizer, max_length)
     encoded = [encode_example(encoder, example, max_length) for example in examples]
     n_truncated = sum(e.truncated for e in encoded)
@@ -96,7 +92,7 @@ def data_fingerprint(train: Sequence[EncodedExample], validation: Sequence[Encod
     return digest.hexdigest()[:16]
 
 
-def plan_batches(
+def epoch_batches(
     lengths: Sequence[int],
     batch_size: int,
     seed: int,

@@ -11,25 +11,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from transferlab.adapter_files import ADAPTER_WEIGHTS
 from transferlab.errors import RunError, UserError
+from transferlab.fileio import write_json
 from transferlab.hardware import resolve_dtype
 from transferlab.tasks.types import TrainExample
 from transferlab.training.data import EncodedExample, data_fingerprint, encode_examples
 from transferlab.training.loop import NonFiniteLoss, Progress, ScoredLoss, fit, make_optimizer
 from transferlab.training.lora import attach_lora, detach_lora, resolve_target_modules
 from transferlab.training.outputs import (
-    ADAPTER_WEIGHTS,
     METADATA_FILE,
     fingerprint,
-    library_versions,
     load_checkpoint,
     partial_dir,
     publish_adapter,
     read_metadata,
     save_checkpoint,
-    write_json,
 )
 from transferlab.training.settings import TrainSettings
+from transferlab.versions import library_versions
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,6 @@ def train_adapter(
             checkpoints.tick(state)
             work.mkdir(parents=True, exist_ok=True)
             write_json(
-                work / METADATA_FILE,
                 {
                     **described,
                     **_results(state),
@@ -214,6 +213,7 @@ def train_adapter(
                     "failure": str(error),
                     "last_good_epoch": state.epochs_done or None,
                 },
+                work / METADATA_FILE,
             )
             kept = (
                 f"the checkpoint after epoch {state.epochs_done} is kept in {work}"

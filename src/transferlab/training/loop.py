@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from transferlab.training.data import EncodedExample, collate, eval_batches, plan_batches
+from transferlab.training.data import EncodedExample, collate, epoch_batches, eval_batches
 from transferlab.training.settings import TrainSettings
 
 
@@ -189,7 +189,7 @@ def fit(
     window_losses: list[float] = []
     try:
         for epoch in range(progress.epochs_done, n_epochs):
-            batches = plan_batches(
+            batches = epoch_batches(
                 lengths,
                 settings.batch_size,
                 seed,

@@ -10,17 +10,17 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import shutil
 from pathlib import Path
 from typing import Any
+
+from transferlab.adapter_files import adapter_hash
+from transferlab.fileio import write_json
 
 log = logging.getLogger(__name__)
 
 METADATA_FILE = "transferlab.json"
 CHECKPOINT_FILE = "checkpoint.pt"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-ADAPTER_CONFIG = "adapter_config.json"
 
 
 def partial_dir(out_dir: Path) -> Path:
@@ -32,35 +32,6 @@ def fingerprint(parts: dict[str, Any]) -> str:
     """Return a hash of everything that determines the trained weights."""
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def library_versions() -> dict[str, str]:
-    """Return the versions of the libraries that shape training results."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = {"python": platform.python_version()}
-    for name in ("torch", "transformers", "peft", "transferlab"):
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = "unknown"
-    return versions
-
-
-def adapter_hash(adapter_dir: Path) -> str:
-    """Return a content hash of an adapter's weights and the config fields that shape them."""
-    config = json.loads((adapter_dir / ADAPTER_CONFIG).read_text())
-    # Where the base model lived on the training machine does not change the adapter.
-    for key in ("base_model_name_or_path", "revision"):
-        config.pop(key, None)
-    # PEFT writes target_modules from a set, in an order that follows per-process string hashing.
-    if isinstance(config.get("target_modules"), list):
-        config["target_modules"] = sorted(config["target_modules"])
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
-    with (adapter_dir / ADAPTER_WEIGHTS).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 def save_checkpoint(work: Path, payload: dict[str, Any]) -> None:
@@ -99,13 +70,6 @@ def read_metadata(folder: Path) -> dict[str, Any] | None:
     return json.loads(file.read_text()) if file.exists() else None
 
 
-def write_json(file: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as indented JSON via a temporary file and a rename."""
-    tmp = file.with_name(file.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-    os.replace(tmp, file)
-
-
 def publish_adapter(
     peft_model: Any, weights: dict[str, Any], work: Path, out_dir: Path, metadata: dict[str, Any]
 ) -> str:
@@ -118,7 +82,7 @@ def publish_adapter(
     set_peft_model_state_dict(peft_model, weights)
     peft_model.save_pretrained(staging, safe_serialization=True)
     digest = adapter_hash(staging)
-    write_json(staging / METADATA_FILE, {**metadata, "adapter_hash": digest})
+    write_json({**metadata, "adapter_hash": digest}, staging / METADATA_FILE)
     if out_dir.exists():
         out_dir.rmdir()  # only an empty folder is replaced; the caller checked
     os.replace(staging, out_dir)

@@ -1,4 +1,4 @@
-"""Data sources of a task: local files, or a Hugging Face hub dataset (or a local copy of one)."""
+"""Datasets of a task: local files, or a Hugging Face hub dataset (or a local copy of one)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,56 @@
+"""The column names of the results tables, shared by the schema check and the aggregation."""
+
+from __future__ import annotations
+
+# internal name -> column name in both file schemas
+PAPER_KEYS: dict[str, str] = {
+    "model": "model_name",
+    "source_task": "fine_tuned_dataset",
+    "source_language": "fine_tuned_language",
+    "target_task": "eval_dataset",
+    "target_language": "eval_language",
+}
+CELL_KEYS: tuple[str, ...] = tuple(PAPER_KEYS)
+SCORES: tuple[str, ...] = (
+    "score",
+    "score_base",
+    "score_norm",
+    "score_norm_base",
+    "delta_score",
+    "delta_score_norm",
+)
+PAPER_COLUMNS: tuple[str, ...] = (
+    "model_name",
+    "model_size",
+    "fine_tuned_dataset",
+    "fine_tuned_language",
+    "eval_dataset",
+    "eval_language",
+    "regime",
+    *(f"{score}_{stat}" for score in SCORES for stat in ("mean", "std")),
+    "n_seeds",
+    *(f"{score}_se" for score in SCORES),
+)
+PER_SEED_COLUMNS: tuple[str, ...] = (
+    "model_name",
+    "model_size",
+    "model_family",
+    "fine_tuned_dataset",
+    "fine_tuned_language",
+    "eval_dataset",
+    "eval_language",
+    "regime",
+    "seed",
+    *SCORES,
+    "n_items",
+    "headline_metric",
+    "model_hash",
+    "adapter_hash",
+    "task_hash",
+    "dtype",
+    "batch_size",
+    "versions",
+    # appended after the provenance, so files of earlier versions keep their column positions
+    "source",  # the training source's label: task:lang, or mix(task:lang=w,...)
+    "source_parts",  # its parts as task:lang=weight;...
+)

@@ -1,0 +1,156 @@
+"""The evaluate kind: score several states of one model on their target cells in one process."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transferlab.errors import RunError
+from transferlab.grid import BASE, Cell
+from transferlab.jobs.base import JobInputs, KindStatus, load_planned_model
+from transferlab.plan import EvalJob, Plan, evaluation_jobs
+from transferlab.store import JobRecord, Store, UnitScore, pack_items
+
+
+@dataclass
+class EvalResult:
+    """Scores of every unit of an evaluation job, with their per-item results packed."""
+
+    scores: list[UnitScore]
+    items: dict[str, bytes]  # unit key → pack_items payload
+
+
+def run_evaluation(
+    job: EvalJob, adapters: dict[str, tuple[Path, str]], progress: bool = True
+) -> EvalResult:
+    """Score ``job``'s units; ``adapters`` maps training keys to (folder, expected hash)."""
+    from transferlab.scoring import ModelState, adapter_hash, score
+    from transferlab.tasks import get_task
+
+    settings = job.evaluation
+    for folder, expected in adapters.values():
+        found = adapter_hash(folder)
+        if found != expected:  # never score an adapter other than the one that was committed
+            raise RunError(f"adapter {folder} has hash {found}, the store recorded {expected}")
+    refs = dict(job.task_refs)
+    cells = sorted({u.cell for u in job.units})
+    items = {
+        cell: get_task(refs[cell.task]).items(cell.language, settings.split)[
+            : settings.items_per_target
+        ]
+        for cell in cells
+    }
+    # Adapters that need the same targets are scored in one call (one pass over the items).
+    targets_of: dict[str, set[Cell]] = defaultdict(set)
+    for unit in job.units:
+        targets_of[unit.state].add(unit.cell)
+    calls: dict[frozenset[Cell], list[str]] = defaultdict(list)
+    for state, targets in sorted(targets_of.items()):
+        calls[frozenset(targets)].append(state)
+    loaded = load_planned_model(job.model, settings.dtype, settings.device)
+    key_of = {job.state_names.get(s, s): s for s in targets_of}
+    by_unit: dict[tuple[str, Cell], list[Any]] = defaultdict(list)
+    for targets, states in calls.items():
+        model_states = [
+            ModelState(job.state_names.get(s, s), None if s == BASE else adapters[s][0])
+            for s in sorted(states)
+        ]
+        chosen = {cell: items[cell] for cell in sorted(targets)}
+        for result in score(loaded, model_states, chosen, settings.batch_size, progress):
+            state = key_of[result.model_state]
+            by_unit[(state, Cell(result.task, result.language))].append(result)
+    return _collect(job, adapters, by_unit)
+
+
+def _collect(
+    job: EvalJob, adapters: dict[str, tuple[Path, str]], by_unit: dict[tuple[str, Cell], list]
+) -> EvalResult:
+    scores, packed = [], {}
+    for unit in job.units:
+        results = by_unit.get((unit.state, unit.cell))
+        if not results:
+            raise RunError(f"the scorer returned nothing for {unit.state} on {unit.cell}")
+        n = len(results)
+        provenance = {
+            **job.provenance,
+            "model_hash": job.model.model_hash,
+            "adapter_hash": None if unit.state == BASE else adapters[unit.state][1],
+            "task_hash": unit.task_hash,
+        }
+        names = list(results[0].metrics)
+        scores.append(
+            UnitScore(
+                unit.key,
+                unit.model,
+                unit.state,
+                unit.cell.task,
+                unit.cell.language,
+                n,
+                {m: sum(r.metrics[m] for r in results) / n for m in names},
+                provenance,
+            )
+        )
+        packed[unit.key] = pack_items(
+            {
+                "doc_id": [r.doc_id for r in results],
+                "gold": [r.gold for r in results],
+                "loglikelihoods": [list(r.loglikelihoods) for r in results],
+                "metrics": {m: [r.metrics[m] for r in results] for m in names},
+            }
+        )
+    return EvalResult(scores, packed)
+
+
+class EvalKind:
+    """Evaluation jobs: the units still to do, grouped per (model, seed); done per unit."""
+
+    name = "evaluate"
+    title = "evaluation"
+
+    def todo(self, plan: Plan, store: Store, exhausted: set[str]) -> list[EvalJob]:
+        """Return the groups whose adapters are settled (committed, or out of retries)."""
+        adapters = store.adapters()
+        settled = set(adapters) | exhausted
+        jobs = evaluation_jobs(plan, store.scores(), adapters, settled)
+        return [j for j in jobs if j.key not in exhausted]
+
+    def outstanding(self, plan: Plan, store: Store | None) -> int:
+        """Return how many evaluation jobs the units not scored yet make."""
+        return len(evaluation_jobs(plan, store.unit_jobs() if store is not None else {}))
+
+    def inputs(self, job: EvalJob, store: Store) -> JobInputs:
+        """Return the committed adapters the job scores, with their recorded hashes."""
+        adapters = store.adapters()
+        states = {u.state for u in job.units if u.state != BASE}
+        return JobInputs(adapters={k: adapters[k][:2] for k in states})
+
+    def run(self, job: EvalJob, inputs: JobInputs, progress: bool) -> EvalResult:
+        """Score the job's units."""
+        return run_evaluation(job, inputs.adapters, progress)
+
+    def relocated(self, result: EvalResult, output_dir: Path) -> EvalResult:
+        """Return the result unchanged: an evaluation writes no folder."""
+        return result
+
+    def commit(self, job: EvalJob, result: EvalResult, store: Store) -> bool:
+        """Store the unit scores and items and mark the job done, in one transaction."""
+        return store.commit_scores(job.key, result.scores, result.items)
+
+    def status(self, plan: Plan, store: Store) -> KindStatus:
+        """Return how many units are scored, in how many jobs, and how many jobs are left."""
+        job_of = store.unit_jobs()
+        scored = sum(u.key in job_of for u in plan.units)
+        done = len({job_of[u.key] for u in plan.units if u.key in job_of})
+        pending = self.outstanding(plan, store)
+        line = (
+            f"{self.title}: {scored} of {len(plan.units)} (model state, cell) scores done in "
+            f"{done} job(s); {pending} job(s) to go"
+        )
+        return KindStatus(line, done, pending, scored == len(plan.units))
+
+    def relevant(self, record: JobRecord, plan: Plan, store: Store) -> bool:
+        """Return whether the record was to commit units of the plan still unscored."""
+        job_of = store.unit_jobs()
+        return bool({u.key for u in plan.units if u.key not in job_of}.intersection(record.units))
