@@ -2,70 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
-
-import numpy as np
 import pandas as pd
 
-from transferlab.analysis.schema import PAPER_COLUMNS
 from transferlab.grid import regime_of
+from transferlab.prediction.synthetic import paper_shaped_table
 
-PAPER_MODELS = [
-    ("meta-llama/Llama-3.2-1B-Instruct", "1B"),
-    ("meta-llama/Llama-3.2-3B-Instruct", "3B"),
-    ("meta-llama/Llama-3.1-8B-Instruct", "8B"),
-    ("Qwen/Qwen2.5-0.5B-Instruct", "0.5B"),
-    ("Qwen/Qwen2.5-1.5B-Instruct", "1.5B"),
-    ("Qwen/Qwen2.5-3B-Instruct", "3B"),
-    ("Qwen/Qwen2.5-7B-Instruct", "7B"),
-    ("google/gemma-3-1b-it", "1B"),
-    ("google/gemma-3-4b-it", "4B"),
-]
-PAPER_TASKS = ["arc_challenge", "global_mmlu", "hellaswag", "truthfulqa"]
-PAPER_LANGUAGES = ["ar", "bn", "de", "en", "es", "fr", "hi", "id", "it", "pt", "zh"]
-
-
-def paper_grid(
-    models=PAPER_MODELS, tasks=PAPER_TASKS, languages=PAPER_LANGUAGES, seed: int = 0
-) -> pd.DataFrame:
-    """Return a synthetic `transfer_results.csv` with model, source and target effects."""
-    rng = np.random.default_rng(seed)
-    cells = list(itertools.product(tasks, languages))
-    rows = []
-    for name, size in models:
-        model_effect = rng.normal(0, 2)
-        source_effect = dict(zip(cells, rng.normal(0, 1.5, len(cells)), strict=True))
-        target_effect = dict(zip(cells, rng.normal(0, 1.0, len(cells)), strict=True))
-        base = dict(zip(cells, rng.integers(100, 300, len(cells)) / 400, strict=True))
-        for source, target in itertools.product(cells, cells):
-            regime = regime_of(*source, *target).value
-            same = 4.0 if regime == "MT-ML" else 0.0
-            delta_norm = model_effect + source_effect[source] + target_effect[target] + same
-            delta_norm = round((delta_norm + rng.normal(0, 1)) * 4) / 4
-            delta = delta_norm + rng.normal(0, 0.5)
-            rows.append(
-                {
-                    "model_name": name,
-                    "model_size": size,
-                    "fine_tuned_dataset": source[0],
-                    "fine_tuned_language": source[1],
-                    "eval_dataset": target[0],
-                    "eval_language": target[1],
-                    "regime": regime,
-                    "score_mean": base[target] + delta / 100,
-                    "score_base_mean": base[target],
-                    "score_norm_mean": base[target] + delta_norm / 100,
-                    "score_norm_base_mean": base[target],
-                    "delta_score_mean": delta,
-                    "delta_score_norm_mean": delta_norm,
-                    "n_seeds": 3,
-                }
-            )
-    frame = pd.DataFrame(rows)
-    for column in PAPER_COLUMNS:
-        if column not in frame:
-            frame[column] = 0.1 if column.endswith(("_std", "_se")) else np.nan
-    return frame[list(PAPER_COLUMNS)]
+# the paper-shaped table is the documented generator of transferlab.prediction.synthetic
+paper_grid = paper_shaped_table
 
 
 HAND_CELLS = [("arc", "de"), ("arc", "en"), ("mmlu", "de"), ("mmlu", "en")]
