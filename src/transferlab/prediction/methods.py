@@ -1,8 +1,8 @@
 """Predictors of unmeasured transfer: fit on the observed (model, source) rows, predict the rest.
 
-All three are penalised additive models fitted by backfitting (each effect is a group mean of
-the partial residual shrunk towards zero by a pseudo-count, so a group never observed predicts
-0); the strongest adds low-rank completion of what the effects leave:
+The baseline is a table of means; the others are penalised additive models (ridge: each
+effect is shrunk towards zero by a pseudo-count, so a group never observed predicts 0), the
+strongest with low-rank completion of what the effects leave:
 
 - `regime_target`: Δ = mean of the model's observed rows in the same regime and target cell
   (falling back to the model's regime mean where the cell has none, e.g. MT-ML). The baseline.
@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from scipy import sparse
+from scipy.sparse import linalg as splinalg
 from threadpoolctl import threadpool_limits
 
 from transferlab.prediction.data import ROW_KEYS, Design
@@ -46,51 +48,43 @@ ROW_SHRINK = 20.0
 MIN_OBSERVED: dict[str, int] = {"regime_target": 1, "additive": 2, "completion": 3, "lowrank": 3}
 
 
-def _backfit(
+def _ridge(
     y: np.ndarray,
     observed: np.ndarray,
     groups: list[np.ndarray],
     slopes: list[tuple[np.ndarray, np.ndarray]],
-    shrink: float | list[float],
-    iterations: int = 100,
-    tol: float = 1e-7,
+    shrinks: list[float],
 ) -> np.ndarray:
-    """Return the fitted values of every entry (observed or not) of a penalised additive model."""
-    fits = [np.zeros(len(y)) for _ in range(len(groups) + len(slopes))]
-    shrinks = shrink if isinstance(shrink, list) else [shrink] * len(fits)
-    intercept = float(y[observed].mean())
-    total = np.full(len(y), intercept)
-    yo = y[observed]
-    for _ in range(iterations):
-        change = 0.0
-        for k, codes in enumerate(groups):
-            partial = yo - (total - fits[k])[observed]
-            size = int(codes.max()) + 1
-            sums = np.bincount(codes[observed], partial, minlength=size)
-            counts = np.bincount(codes[observed], minlength=size)
-            new = (
-                (sums / (counts + shrinks[k]))[codes] if shrinks[k] else _mean(sums, counts)[codes]
-            )
-            change = max(change, float(np.abs(new - fits[k]).max()))
-            total += new - fits[k]
-            fits[k] = new
-        for j, (codes, x) in enumerate(slopes, start=len(groups)):
-            partial = yo - (total - fits[j])[observed]
-            size = int(codes.max()) + 1
-            xo = x[observed]
-            top = np.bincount(codes[observed], xo * partial, minlength=size)
-            bottom = np.bincount(codes[observed], xo * xo, minlength=size)
-            new = (top / (bottom + shrinks[j]))[codes] * x
-            change = max(change, float(np.abs(new - fits[j]).max()))
-            total += new - fits[j]
-            fits[j] = new
-        if change < tol:
-            break
-    return total
+    """Return the fitted values of every entry (observed or not) of a penalised additive model.
+
+    The model is intercept + Σ group effects + Σ group slopes × covariate, minimising squared
+    error on the observed entries plus `shrinks[k]` × the squared effects of part k (ridge, the
+    intercept unpenalised); an effect whose group has no observed entry is 0.
+    """
+    n = len(y)
+    blocks, penalty = [sparse.csr_matrix(np.ones((n, 1)))], [0.0]
+    for (codes, x), shrink in zip([(c, None) for c in groups] + slopes, shrinks, strict=True):
+        size = int(codes.max()) + 1
+        values = np.ones(n) if x is None else x
+        blocks.append(sparse.csr_matrix((values, (np.arange(n), codes)), shape=(n, size)))
+        penalty += [shrink] * size
+    design = sparse.hstack(blocks, format="csr")
+    fit = design[observed]
+    normal = (fit.T @ fit + sparse.diags(np.array(penalty))).tocsr()
+    # groups never observed have all-zero columns: pin their effect to 0
+    empty = np.asarray(normal.diagonal() == 0)
+    normal = normal + sparse.diags(empty.astype(float))
+    # conjugate gradients with a diagonal preconditioner: a direct solve fills in badly here
+    inverse = sparse.diags(1 / normal.diagonal())
+    rhs = fit.T @ y[observed]
+    beta, info = splinalg.cg(normal, rhs, rtol=1e-10, atol=0.0, maxiter=20 * len(rhs), M=inverse)
+    if info:
+        beta = splinalg.spsolve(normal.tocsc(), rhs)
+    return design @ beta
 
 
-def _mean(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    return np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+def _mean(sums: np.ndarray, counts: np.ndarray, empty: float = 0.0) -> np.ndarray:
+    return np.divide(sums, counts, out=np.full_like(sums, empty), where=counts > 0)
 
 
 def soft_impute(
@@ -131,9 +125,23 @@ def _centred(values: np.ndarray, codes: np.ndarray, observed: np.ndarray) -> np.
 
 
 def predict_regime_target(design: Design, observed: np.ndarray) -> np.ndarray:
-    """Return the regime × target-cell mean prediction of every entry."""
-    groups = [design.codes(("model", "regime")), design.codes(("model", "regime", *M_TARGET[1:]))]
-    return _backfit(_values(design), observed, groups, [], shrink=0.0)
+    """Return the regime × target-cell mean prediction of every entry.
+
+    The mean of the model's observed entries in the same regime and target cell; where there
+    are none (MT-ML of a hidden source), the model's mean in that regime, then the model's mean.
+    """
+    y = _values(design)
+    out = np.full(len(y), np.nan)
+    for columns in (("model", "regime", *M_TARGET[1:]), ("model", "regime"), ("model",)):
+        codes = design.codes(columns)
+        size = int(codes.max()) + 1
+        mean = _mean(
+            np.bincount(codes[observed], y[observed], minlength=size),
+            np.bincount(codes[observed], minlength=size).astype(float),
+            empty=np.nan,
+        )[codes]
+        out = np.where(np.isnan(out), mean, out)
+    return out
 
 
 def _shrinks(n: int) -> list[float]:
@@ -145,7 +153,7 @@ def _shrinks(n: int) -> list[float]:
 def predict_additive(design: Design, observed: np.ndarray) -> np.ndarray:
     """Return the additive (regime, source and target effects) prediction of every entry."""
     groups = [design.codes(c) for c in ADDITIVE]
-    return _backfit(_values(design), observed, groups, [], shrink=_shrinks(len(groups)))
+    return _ridge(_values(design), observed, groups, [], _shrinks(len(groups)))
 
 
 def predict_completion(design: Design, observed: np.ndarray) -> np.ndarray:
@@ -159,7 +167,7 @@ def predict_completion(design: Design, observed: np.ndarray) -> np.ndarray:
         (per_model, _centred(frame["source_base"].to_numpy(float), per_model, observed)),
     ]
     shrinks = _shrinks(len(groups) + len(slopes))
-    return _backfit(_values(design), observed, groups, slopes, shrink=shrinks)
+    return _ridge(_values(design), observed, groups, slopes, shrinks)
 
 
 def predict_lowrank(design: Design, observed: np.ndarray, shrink_frac: float = 0.1) -> np.ndarray:
