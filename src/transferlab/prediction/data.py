@@ -13,7 +13,7 @@ import pandas as pd
 
 from transferlab.analysis.schema import CELL_KEYS, ResultsTable
 from transferlab.errors import UserError
-from transferlab.grid import REGIMES
+from transferlab.grid import regime_of
 
 ROW_KEYS: tuple[str, ...] = ("model", "source_task", "source_language")
 TARGET_KEYS: tuple[str, ...] = ("target_task", "target_language")
@@ -69,11 +69,9 @@ def prediction_frame(
         )
     frame = frame.merge(measured, on=list(CELL_KEYS), how="left")
     frame["measured"] = frame["delta"].notna()
-    same_task = frame["source_task"] == frame["target_task"]
-    same_language = frame["source_language"] == frame["target_language"]
-    frame["regime"] = np.select(
-        [same_task & same_language, same_task, same_language], list(REGIMES[:3]), REGIMES[3]
-    )
+    pairs = frame[list(CELL_KEYS[1:])].drop_duplicates()
+    pairs["regime"] = [regime_of(*pair).value for pair in pairs.itertuples(index=False)]
+    frame = frame.merge(pairs, on=list(CELL_KEYS[1:]), how="left")
     frame["source_base"] = _source_base(cells, frame, _base_column(column))
     frame["distance"] = _pair_distance(frame, distances)
     return frame[list(FRAME_COLUMNS)]
