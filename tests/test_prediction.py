@@ -307,3 +307,47 @@ def test_paper_shaped_table_schema_and_seed_statistics():
     assert np.allclose(twelfths, np.round(twelfths))
     again = paper_shaped_table(**SMALL, seed=1)
     pd.testing.assert_frame_equal(frame, again)
+
+
+def test_active_choice_and_curve(small):
+    from transferlab.prediction import active
+
+    design = make_design(small)
+    rows = source_rows(design)
+    allowed = np.ones(len(rows), dtype=bool)
+    start = active.spread_start(rows, allowed, 2, seed=0)
+    for _, picked in rows[start].groupby("model"):
+        # two sources per model, on both tasks and two different languages
+        assert len(picked) == 2 and picked["source_task"].nunique() == 2
+        assert picked["source_language"].nunique() == 2
+    trained = active.spread_start(rows, allowed, 3, seed=1)
+    targets = [("x", "fr")]
+    greedy = active.choose_next(design, trained, allowed, 1, "greedy", targets)
+    predicted = methods.predict_completion(design, trained[design.row])
+    on_target = (small["target_task"] == "x") & (small["target_language"] == "fr")
+    gain = pd.Series(predicted[on_target.to_numpy()], index=design.row[on_target.to_numpy()])
+    for model, index in rows.groupby("model").groups.items():
+        open_rows = [i for i in index if not trained[i]]
+        assert np.flatnonzero(greedy & (rows["model"] == model).to_numpy()).tolist() == [
+            max(open_rows, key=lambda i: gain[i])
+        ]
+    uncertain = active.choose_next(design, trained, allowed, 2, "uncertainty", seed=3)
+    spread = active.row_uncertainty(design, trained, "completion", 4, 3)
+    assert not (uncertain & trained).any() and uncertain.sum() == 2 * 2
+    for model, index in rows.groupby("model").groups.items():
+        open_rows = sorted((i for i in index if not trained[i]), key=lambda i: -spread[i])
+        assert set(np.flatnonzero(uncertain & (rows["model"] == model).to_numpy())) == set(
+            open_rows[:2]
+        )
+    curves = [
+        active.active_curve(small, budget=4, batch=1, strategy=s, initial=2, targets=targets)
+        for s in active.STRATEGIES
+    ]
+    for curve in curves:
+        assert curve["trained_per_model"].tolist() == [2, 3, 4]
+    # every strategy starts from the same spread and check set
+    assert len({round(c["check_mae"].iloc[0], 12) for c in curves}) == 1
+    with pytest.raises(UserError, match="unknown strategy 'greedyy'"):
+        active.choose_next(design, trained, allowed, 1, "greedyy")
+    with pytest.raises(UserError, match="greedy needs named targets"):
+        active.choose_next(design, trained, allowed, 1, "greedy")
