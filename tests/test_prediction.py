@@ -334,11 +334,18 @@ def test_active_choice_and_curve(small):
     uncertain = active.choose_next(design, trained, allowed, 2, "uncertainty", seed=3)
     spread = active.row_uncertainty(design, trained, "completion", 4, 3)
     assert not (uncertain & trained).any() and uncertain.sum() == 2 * 2
+    # models in turn; the source cells fewest models have trained come first, then the spread
+    cells = list(zip(rows["source_task"], rows["source_language"], strict=True))
+    taken = {c: sum(cells[i] == c for i in np.flatnonzero(trained)) for c in set(cells)}
     for model, index in rows.groupby("model").groups.items():
-        open_rows = sorted((i for i in index if not trained[i]), key=lambda i: -spread[i])
+        open_rows = sorted(
+            (i for i in index if not trained[i]), key=lambda i: (taken[cells[i]], -spread[i])
+        )
         assert set(np.flatnonzero(uncertain & (rows["model"] == model).to_numpy())) == set(
             open_rows[:2]
         )
+        for i in open_rows[:2]:
+            taken[cells[i]] += 1
     curves = [
         active.active_curve(small, budget=4, batch=1, strategy=s, initial=2, targets=targets)
         for s in active.STRATEGIES

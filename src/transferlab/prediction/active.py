@@ -3,12 +3,15 @@
 A study that trains sources in batches starts from a spread of sources (covering tasks and
 languages evenly), refits the predictor after each batch and trains next the sources whose
 predictions are most uncertain (`uncertainty`: the spread of the predictions of refits that
-each leave out a fold of the trained sources), the most promising for named targets
+each leave out a fold of the trained sources; with several models, on the source cells the
+fewest models have trained), the most promising for named targets
 (`greedy`), or random ones (`random`, the yardstick). On a complete grid the untrained sources'
 measured Δ are known, so the choice can be replayed and scored.
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -104,10 +107,17 @@ def choose_next(
         )
     chosen = np.zeros(len(rows), dtype=bool)
     open_rows = allowed & ~trained
+    cells = list(zip(rows["source_task"], rows["source_language"], strict=True))
+    # how many models train each source cell: with several models, one model's row of a cell
+    # informs the others', so uncertainty first spreads over the cells fewest models have
+    taken = Counter(cells[i] for i in np.flatnonzero(trained))
     for _, index in rows.groupby("model", sort=True).groups.items():
-        index = np.asarray([i for i in index if open_rows[i]])
-        if len(index):
-            chosen[index[np.argsort(-score[index], kind="stable")[:batch]]] = True
+        index = [i for i in index if open_rows[i]]
+        spread = strategy == "uncertainty"
+        index.sort(key=lambda i: (taken[cells[i]] if spread else 0, -score[i]))
+        for i in index[:batch]:
+            chosen[i] = True
+            taken[cells[i]] += 1
     return chosen
 
 
