@@ -78,7 +78,8 @@ def export(results: Path, out_file: Path) -> None:
 @click.argument("results", type=click.Path(path_type=Path))
 @click.option("--observed-frac", default=0.3, show_default=True,
               help="Share of each model's sources the predictors see.")  # fmt: skip
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Directory for predictions.csv and prediction_scores.csv.")  # fmt: skip
 @click.option("--seed", default=0, show_default=True, help="Seed of the random splits.")
 @click.option("--splits", "n_splits", default=10, show_default=True, help="Random splits.")
 @click.option("--method", "methods", multiple=True,
