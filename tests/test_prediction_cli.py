@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -75,6 +76,10 @@ def test_predict_hides_the_given_sources(tmp_path, monkeypatch, capsys):
     row = predictions[(predictions["model"] == "qwen-7b") & (predictions["target_task"] == "mmlu")
                       & (predictions["target_language"] == "de")].iloc[0]  # fmt: skip
     assert row["predicted"] == pytest.approx((4 + 0 + 2) / 3) and row["observed"] == -1
+    # every hand cell's two seeds are Δ ∓ 1: SD √2, SE 1, so the noise floor is RMSE 1
+    scores = pd.read_csv(out / "prediction_scores.csv").iloc[0]
+    assert scores["noise_rmse"] == pytest.approx(1.0)
+    assert scores["noise_mae"] == pytest.approx(math.sqrt(2 / math.pi))
 
 
 def test_recommend_prints_and_writes_a_ranked_table(small_csv, tmp_path, monkeypatch, capsys):
