@@ -358,3 +358,27 @@ def test_active_choice_and_curve(small):
         active.choose_next(design, trained, allowed, 1, "greedyy")
     with pytest.raises(UserError, match="greedy needs named targets"):
         active.choose_next(design, trained, allowed, 1, "greedy")
+
+
+def test_one_seed_noise_comes_from_the_items():
+    from transferlab.analysis.bootstrap import items_from_frame
+
+    frame = hand_grid()
+    frame = frame[frame["seed"] == 17]
+    base = [0, 1, 1, 0, 1]
+    tuned = [1, 1, 0, 1, 1]  # paired differences 1 0 -1 1 0
+    rows = [("llama-1b", "", "", "", d, b) for d, b in enumerate(base)]
+    rows += [("llama-1b", 17, "arc", "de", d, c) for d, c in enumerate(tuned)]
+    items = pd.DataFrame(
+        [{"model_name": m, "seed": s, "fine_tuned_dataset": t, "fine_tuned_language": lang,
+          "eval_dataset": "arc", "eval_language": "en", "doc_id": d, "correct": c,
+          "correct_norm": c} for m, s, t, lang, d, c in rows]
+    )  # fmt: skip
+    table = table_from_frame(frame, "one.csv", items=items_from_frame(items, "items.csv.gz"))
+    grid = prediction_frame(table)
+    cell = grid[(grid["model"] == "llama-1b") & (grid["source_task"] == "arc")
+                & (grid["source_language"] == "de") & (grid["target_language"] == "en")
+                & (grid["target_task"] == "arc")]  # fmt: skip
+    differences = np.array([1, 0, -1, 1, 0])
+    assert cell["se"].iloc[0] == pytest.approx(100 * differences.std(ddof=1) / math.sqrt(5))
+    assert grid["se"].notna().sum() == 1  # one seed and no items elsewhere: no noise estimate

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from transferlab.analysis.bootstrap import _paired_differences
 from transferlab.analysis.schema import CELL_KEYS, ResultsTable
 from transferlab.errors import UserError
 from transferlab.grid import regime_of
@@ -38,7 +39,8 @@ def prediction_frame(
 ) -> pd.DataFrame:
     """Return the full grid: keys, `regime`, `delta`, `se`, `measured`, `source_base`, `distance`.
 
-    `delta` and `se` come from `metric` (default: the headline Δ) and its SE column; every
+    `delta` and `se` come from `metric` (default: the headline Δ) and its SE column over seeds
+    (for cells with one seed, the paired SE over the cell's items when the table has them); every
     source cell of a model's grid (the cells it was evaluated on) gets a row per target, NaN
     where unmeasured. `source_base` is the model's base score on the source cell (a feature
     known before training); `distance` the mean URIEL distance of the two languages (0 for the
@@ -68,6 +70,11 @@ def prediction_frame(
             "evaluate every source cell as a target too (the grid is cells × cells)",
         )
     frame = frame.merge(measured, on=list(CELL_KEYS), how="left")
+    if table.items is not None and frame["se"].isna().any():
+        # one seed gives no SE over seeds; the paired SE over the cell's items is what is left
+        items = item_se(table.items, column)
+        frame = frame.merge(items, on=list(CELL_KEYS), how="left")
+        frame["se"] = frame["se"].fillna(frame.pop("item_se"))
     frame["measured"] = frame["delta"].notna()
     pairs = frame[list(CELL_KEYS[1:])].drop_duplicates()
     pairs["regime"] = [regime_of(*pair).value for pair in pairs.itertuples(index=False)]
@@ -75,6 +82,15 @@ def prediction_frame(
     frame["source_base"] = _source_base(cells, frame, _base_column(column))
     frame["distance"] = _pair_distance(frame, distances)
     return frame[list(FRAME_COLUMNS)]
+
+
+def item_se(items: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Return per cell the SE (pp) of its Δ over items: SD of the paired differences / √n."""
+    column = "correct_norm" if metric.startswith("delta_score_norm") else "correct"
+    paired = _paired_differences(items, column)
+    groups = paired.groupby(list(CELL_KEYS), sort=False)["difference"]
+    se = 100 * groups.std(ddof=1) / np.sqrt(groups.count())
+    return se.rename("item_se").reset_index()
 
 
 def _source_base(cells: pd.DataFrame, frame: pd.DataFrame, column: str) -> pd.Series:
