@@ -100,6 +100,60 @@ def export(results: Path, out_file: Path) -> None:
     click.echo(f"Wrote {n} rows to {out_file}")
 
 
+# --- prediction -----------------------------------------------------------------------------
+
+
+@app.command()
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option("--observed-frac", default=0.3, show_default=True,
+              help="Share of each model's sources the predictors see.")  # fmt: skip
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Directory for predictions.csv and prediction_scores.csv.")  # fmt: skip
+@click.option("--seed", default=0, show_default=True, help="Seed of the random splits.")
+@click.option("--splits", "n_splits", default=10, show_default=True, help="Random splits.")
+@click.option("--method", "methods", multiple=True,
+              help="regime_target | additive | completion | lowrank (default: all).")  # fmt: skip
+@click.option("--level", default=0.9, show_default=True, help="Nominal interval coverage.")
+@click.option("--hide", default=None, metavar="TASK:LANG,...",
+              help="Hide exactly these sources (one split) instead of random ones.")  # fmt: skip
+@click.option("--metric", default=None, help="Delta column (default: the headline metric).")
+def predict(results, observed_frac, out_dir, seed, n_splits, methods, level, hide, metric) -> None:
+    """Hide sources, predict their transfer from the rest, score every method."""
+    from transferlab.prediction import predict_command
+
+    scores = predict_command(
+        results, out_dir, observed_frac=observed_frac, seed=seed, n_splits=n_splits,
+        methods=list(methods) or None, level=level, hide=hide, metric=metric,
+    )  # fmt: skip
+    click.echo(scores.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    click.echo(f"Wrote {out_dir / 'predictions.csv'} and {out_dir / 'prediction_scores.csv'}")
+
+
+@app.command()
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option("--targets", required=True, metavar="TASK:LANG,...", help="Cells to help.")
+@click.option("--harm-budget", default=1.0, show_default=True,
+              help="Harm threshold in pp: a protected cell is harmed when Δ ≤ −budget.")  # fmt: skip
+@click.option("--protect", default=None, metavar="TASK:LANG,...",
+              help="Cells not to harm (default: every cell that is not a target).")  # fmt: skip
+@click.option("--max-risk", default=0.1, show_default=True,
+              help="Largest admissible probability of harming a protected cell.")  # fmt: skip
+@click.option("--model", "model", default=None, help="Only this model's sources.")
+@click.option("--out", "out_dir", default=".", show_default=True,
+              type=click.Path(path_type=Path), help="Directory for recommendations.csv.")  # fmt: skip
+@click.option("--metric", default=None, help="Delta column (default: the headline metric).")
+def recommend(results, targets, harm_budget, protect, max_risk, model, out_dir, metric) -> None:
+    """Rank sources by expected gain on the targets, subject to the risk of harming the rest."""
+    from transferlab.prediction import recommend_command
+
+    ranked = recommend_command(
+        results, targets, out_dir, protect=protect, harm_budget=harm_budget,
+        max_risk=max_risk, model=model, metric=metric,
+    )  # fmt: skip
+    click.echo(ranked.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    click.echo(f"Wrote {out_dir / 'recommendations.csv'}")
+
+
 # --- tasks ----------------------------------------------------------------------------------
 
 
