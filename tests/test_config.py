@@ -209,3 +209,17 @@ def test_a_task_file_is_found_relative_to_the_study(tmp_path):
     assert list(study.task_refs) == ["alpha"]
     assert Path(study.task_refs["alpha"]).is_absolute()
     assert isinstance(study, Study)
+
+
+def test_a_generative_task_in_a_study_is_refused_in_one_line(tmp_path):
+    data = tmp_path / "gen.jsonl"
+    data.write_text('{"q": "2+3?", "a": "5"}\n', encoding="utf-8")
+    task = {
+        "task": "gen_de", "dataset_path": "json", "output_type": "generate_until",
+        "dataset_kwargs": {"data_files": {"test": str(data)}}, "test_split": "test",
+        "doc_to_text": "{{q}}", "doc_to_target": "a", "generation_kwargs": {"until": ["\n"]},
+    }  # fmt: skip
+    (tmp_path / "gen_de.yaml").write_text(yaml.safe_dump(task), encoding="utf-8")
+    path = _write(tmp_path, tasks=[str(tmp_path / "gen_de.yaml")], languages=["de"])
+    with pytest.raises(UserError, match="'gen' is a generative task.*transferlab evaluate"):
+        load_study(path)
