@@ -144,8 +144,34 @@ def _local_files(doc: dict[str, Any], path: Path, where: str) -> LmEvalFiles:
     return LmEvalFiles(files, LOCAL_FORMATS[doc["dataset_path"]], where)
 
 
+class _LmEvalRows:
+    """What both lm-eval renderers share: documents numbered by position, and the text before a
+    document's own (the description, then its few-shot examples)."""
+
+    where: str
+    description: str | None
+    fewshot: FewShotContexts | None
+
+    def doc_id(self, row: dict[str, Any], index: int) -> str | None:
+        """lm-eval numbers documents by position; the task spec does the same."""
+        return None
+
+    def prefix(self, row: dict[str, Any], language: str, doc_id: str) -> str:
+        """Return the description and the few-shot examples that precede the document."""
+        text = ""
+        if self.description:
+            text = (
+                row[self.description]
+                if self.description in row
+                else render(self.description, row, self.where, "description")
+            )
+        if self.fewshot is not None:
+            text += self.fewshot.prefix(language, doc_id)
+        return text
+
+
 @dataclass(frozen=True)
-class LmEvalRenderer:
+class LmEvalRenderer(_LmEvalRows):
     """Renders rows with lm-eval's doc_to_text / doc_to_choice / doc_to_target semantics."""
 
     where: str
@@ -155,10 +181,6 @@ class LmEvalRenderer:
     target_delimiter: str = " "
     description: str | None = None
     fewshot: FewShotContexts | None = None
-
-    def doc_id(self, row: dict[str, Any], index: int) -> str | None:
-        """lm-eval numbers documents by position; the task spec does the same."""
-        return None
 
     def example(self, row: dict[str, Any]) -> tuple[str, str]:
         """Return a row as a few-shot example: its text and its gold choice."""
@@ -197,16 +219,8 @@ class LmEvalRenderer:
                 f"{len(choices)} choices",
                 "doc_to_target is a 0-based index into doc_to_choice",
             )
-        prefix = ""
-        if self.description:
-            prefix = (
-                row[self.description]
-                if self.description in row
-                else render(self.description, row, where, "description")
-            )
-        if self.fewshot is not None:
-            prefix += self.fewshot.prefix(language, doc_id)
-        return MCItem(doc_id, prefix + text, tuple(choices), gold, self.target_delimiter)
+        context = self.prefix(row, language, doc_id) + text
+        return MCItem(doc_id, context, tuple(choices), gold, self.target_delimiter)
 
     def train_example(self, row: dict[str, Any], language: str, doc_id: str) -> TrainExample:
         """Return the context followed by the gold continuation (loss on the continuation)."""
@@ -216,7 +230,7 @@ class LmEvalRenderer:
 
 
 @dataclass(frozen=True)
-class LmEvalGenRenderer:
+class LmEvalGenRenderer(_LmEvalRows):
     """Renders rows of a ``generate_until`` task: the context and the reference answer(s)."""
 
     where: str
@@ -226,10 +240,6 @@ class LmEvalGenRenderer:
     description: str | None = None
     fewshot: FewShotContexts | None = None
 
-    def doc_id(self, row: dict[str, Any], index: int) -> str | None:
-        """lm-eval numbers documents by position; the task spec does the same."""
-        return None
-
     def example(self, row: dict[str, Any]) -> tuple[str, str]:
         """Return a row as a few-shot example: its text and its first reference."""
         text = resolve_text(self.doc_to_text, row, self.where, "doc_to_text")
@@ -238,11 +248,7 @@ class LmEvalGenRenderer:
     def eval_item(self, row: dict[str, Any], language: str, doc_id: str) -> GenItem:
         """Return the context lm-eval generates from and the references it compares with."""
         text = resolve_text(self.doc_to_text, row, self.where, "doc_to_text")
-        prefix = ""
-        if self.description:
-            prefix = render(self.description, row, self.where, "description")
-        if self.fewshot is not None:
-            prefix += self.fewshot.prefix(language, doc_id)
+        prefix = self.prefix(row, language, doc_id)
         return GenItem(doc_id, prefix + str(text), _references(self.doc_to_target, row, self.where),
                        self.target_delimiter)  # fmt: skip
 
