@@ -295,8 +295,9 @@ def localize(task: str, item: dict, language: str) -> dict:
 
 
 def templates(task: str, languages: tuple[str, ...]) -> dict[str, dict[str, str]]:
-    """Return the per-language cloze, letters and training prompt templates of a task."""
-    out: dict[str, dict[str, str]] = {"cloze": {}, "letters": {}, "train": {}}
+    """Return the per-language cloze and letters prompt templates of a task (training uses the
+    cloze prompt: the ``continuation`` format)."""
+    out: dict[str, dict[str, str]] = {"cloze": {}, "letters": {}}
     for lang in languages:
         label, cue = SCAFFOLD[lang]
         if task in ("country_continent", "country_currency"):
@@ -306,7 +307,6 @@ def templates(task: str, languages: tuple[str, ...]) -> dict[str, dict[str, str]
             head = f"{label}{{{{question}}}}"
         out["cloze"][lang] = f"{head}\n{cue}"
         out["letters"][lang] = f"{head}\n{{{{options}}}}\n{cue}"
-        out["train"][lang] = out["letters"][lang]
     return out
 
 
@@ -341,7 +341,7 @@ def write_task(task: str, items: list[dict], n_test: int) -> dict[str, int]:
         "splits": {"test": {"pool": "test"}, "train": {"pool": "train"}, "align": "strict"},
         "fields": {"id": "id", "question": "question", "choices": "choices", "gold": "gold"},
         "eval": {"format": "cloze", "metric": "acc", "target_delimiter": " "},
-        "train": {"format": "letters", "loss_on": "target"},
+        "train": {"format": "continuation", "loss_on": "target"},
         "prompt": templates(task, languages),
     }
     header = (
@@ -349,8 +349,10 @@ def write_task(task: str, items: list[dict], n_test: int) -> dict[str, int]:
         f"pycountry {version('pycountry')}); do not edit by hand.\n"
         "# Evaluation is cloze (each option's text scored after the prompt, as lm-eval scores ARC)\n"
         "# with acc as headline: the options are a word or two, and dividing by their byte length\n"
-        "# (acc_norm) mostly rewards the longer names (Gemma 3 270M: country_continent:en acc 0.69,\n"
-        "# acc_norm 0.31). Training uses the reference letters format (loss on the letter).\n"
+        "# (acc_norm) mostly rewards the longer names (Gemma 3 270M: country_continent:en acc 0.68,\n"
+        "# acc_norm 0.34). Training is in the same format (continuation: the cloze prompt, loss on\n"
+        "# the gold option's text): a 270M model scores the letters format at chance, and a LoRA\n"
+        "# trained on letters lowered the cloze score of its own cell (docs/diagnosis.md).\n"
     )
     body = yaml.dump(spec, Dumper=_BlockDumper, allow_unicode=True, sort_keys=False, width=1000)
     (OUT / f"{task}.yaml").write_text(header + body, encoding="utf-8")

@@ -58,9 +58,11 @@ def test_every_item_has_four_distinct_options_and_a_gold_in_range(task):
                 assert len({c.casefold() for c in item.choices}) == 4, (lang, item)
                 assert all(c.strip() == c and c for c in item.choices)
                 assert 0 <= item.gold < 4
-            for example in spec.train_examples(lang, split):
-                assert example.target in (" A", " B", " C", " D")
-                assert example.prompt.count("\n") >= 5  # question, four options, answer cue
+            # Training is in the scored format: the cloze prompt, the gold option's text.
+            examples = spec.train_examples(lang, split)
+            for item, example in zip(spec.items(lang, split), examples, strict=True):
+                assert example.prompt == item.context and example.loss_on == "target"
+                assert example.target == " " + item.choices[item.gold]
 
 
 @pytest.mark.parametrize("task", SUITE)
