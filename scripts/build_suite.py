@@ -233,7 +233,9 @@ def number_arithmetic() -> list[dict]:
         doc_id = f"{a}{'+' if plus else '-'}{b}"
         result = a + b if plus else a - b
         near = [result + o for o in (-11, -10, -9, -2, -1, 1, 2, 9, 10, 11) if result + o >= 0]
-        distractors = [str(m) for m in ranked_distractors(result, near, rng_for("arithmetic", doc_id))]
+        distractors = [
+            str(m) for m in ranked_distractors(result, near, rng_for("arithmetic", doc_id))
+        ]
         item = assemble(doc_id, str(result), distractors, "arithmetic")
         items.append({"id": doc_id, "a": a, "b": b, "plus": plus, **item})
     return items
