@@ -74,6 +74,22 @@ def assemble(item_id: str, gold_code: str, distractors: list[str], order_key: st
     return {"codes": codes, "gold": codes.index(gold_code)}
 
 
+def ranked_distractors(gold: int, near: list[int], rng: random.Random) -> list[int]:
+    """Return three distractors from ``near`` such that the gold's rank among the four values
+    is uniform (0–3, drawn by ``rng`` among the ranks ``near`` allows).
+
+    Near misses drawn symmetrically around the answer leave it in the middle of the options
+    five times in six; a model that leans towards smaller (or shorter) numbers, as language
+    models do, then picks a distractor more often than guessing would, and a fine-tune could
+    learn "pick the middle value" without learning the task.
+    """
+    below = sorted(m for m in near if m < gold)
+    above = sorted(m for m in near if m > gold)
+    ranks = [r for r in range(4) if r <= len(below) and 3 - r <= len(above)]
+    rank = rng.choice(ranks)
+    return rng.sample(below, rank) + rng.sample(above, 3 - rank)
+
+
 def split_ids(ids: list[str], n_test: int, task: str) -> dict[str, str]:
     """Return id → 'test' | 'train': a seeded draw of n_test test IDs, the rest train."""
     drawn = sorted(ids)
@@ -182,17 +198,19 @@ def _distinct_names(gold: str, distractors: list[str]) -> bool:
 
 
 def month_arithmetic() -> list[dict]:
-    """Items: the month n (1–23) months after or before a month; one distractor is the answer
-    in the wrong direction (a natural slip), the others random other months."""
+    """Items: the month n (1–23, not 12) months after or before a month; one distractor is the
+    answer in the wrong direction (a natural slip), the others random other months, never the
+    month the question names: a model copies that month from the prompt, so as a distractor it
+    drew answers away from the gold (and n = 12, whose answer is that month, rewarded copying)."""
     items = []
     for start in range(12):
-        for n in range(1, 24):
+        for n in (k for k in range(1, 24) if k != 12):
             for after in (True, False):
                 doc_id = f"{'after' if after else 'before'}-{start + 1:02d}-{n:02d}"
                 gold = (start + n) % 12 if after else (start - n) % 12
                 wrong = (start - n) % 12 if after else (start + n) % 12
                 rng = rng_for("month", doc_id)
-                pool = [m for m in range(12) if m not in (gold, wrong)]
+                pool = [m for m in range(12) if m not in (gold, wrong, start)]
                 picked = rng.sample(pool, 3 if wrong == gold else 2)
                 distractors = ([wrong] if wrong != gold else []) + picked
                 item = assemble(doc_id, str(gold), [str(d) for d in distractors], "month")
@@ -202,7 +220,7 @@ def month_arithmetic() -> list[dict]:
 
 def number_arithmetic() -> list[dict]:
     """Items: a + b or a − b with two-digit numbers; distractors are the answer off by the
-    typical slips (±1, ±2, ±9, ±10, ±11)."""
+    typical slips (±1, ±2, ±9, ±10, ±11), as many below the answer as its drawn rank says."""
     rng = rng_for("arithmetic", "pairs")
     seen, items = set(), []
     while len(items) < 600:
@@ -214,8 +232,10 @@ def number_arithmetic() -> list[dict]:
         seen.add((a, b, plus))
         doc_id = f"{a}{'+' if plus else '-'}{b}"
         result = a + b if plus else a - b
-        offsets = [o for o in (-11, -10, -9, -2, -1, 1, 2, 9, 10, 11) if result + o >= 0]
-        distractors = [str(result + o) for o in rng_for("arithmetic", doc_id).sample(offsets, 3)]
+        near = [result + o for o in (-11, -10, -9, -2, -1, 1, 2, 9, 10, 11) if result + o >= 0]
+        distractors = [
+            str(m) for m in ranked_distractors(result, near, rng_for("arithmetic", doc_id))
+        ]
         item = assemble(doc_id, str(result), distractors, "arithmetic")
         items.append({"id": doc_id, "a": a, "b": b, "plus": plus, **item})
     return items
@@ -226,7 +246,8 @@ def number_arithmetic() -> list[dict]:
 
 def number_words() -> list[dict]:
     """Items: a number (11–999) → its spelling; distractors spell the number with two digits
-    swapped, or off by one, ten or a hundred (the numbers a reader confuses it with)."""
+    swapped, or off by one, ten or a hundred (the numbers a reader confuses it with), as many
+    smaller than the number as its drawn rank says."""
     rng = rng_for("words", "numbers")
     numbers = sorted(rng.sample(range(11, 1000), 600))
     items = []
@@ -235,7 +256,7 @@ def number_words() -> list[dict]:
         swaps = {int(text[::-1])} if len(set(text)) > 1 and text[-1] != "0" else set()
         near = swaps | {n + 1, n - 1, n + 10, n - 10, n + 100, n - 100}
         near = sorted(m for m in near if 0 < m < 1100 and m != n)
-        picked = rng_for("words", n).sample(near, 3)
+        picked = ranked_distractors(n, near, rng_for("words", n))
         items.append(
             {"id": f"n{n}", "n": n, **assemble(f"n{n}", str(n), [str(m) for m in picked], "words")}
         )
@@ -276,8 +297,9 @@ def localize(task: str, item: dict, language: str) -> dict:
 
 
 def templates(task: str, languages: tuple[str, ...]) -> dict[str, dict[str, str]]:
-    """Return the per-language cloze, letters and training prompt templates of a task."""
-    out: dict[str, dict[str, str]] = {"cloze": {}, "letters": {}, "train": {}}
+    """Return the per-language cloze and letters prompt templates of a task (training uses the
+    cloze prompt: the ``continuation`` format)."""
+    out: dict[str, dict[str, str]] = {"cloze": {}, "letters": {}}
     for lang in languages:
         label, cue = SCAFFOLD[lang]
         if task in ("country_continent", "country_currency"):
@@ -287,7 +309,6 @@ def templates(task: str, languages: tuple[str, ...]) -> dict[str, dict[str, str]
             head = f"{label}{{{{question}}}}"
         out["cloze"][lang] = f"{head}\n{cue}"
         out["letters"][lang] = f"{head}\n{{{{options}}}}\n{cue}"
-        out["train"][lang] = out["letters"][lang]
     return out
 
 
@@ -322,16 +343,19 @@ def write_task(task: str, items: list[dict], n_test: int) -> dict[str, int]:
         "splits": {"test": {"pool": "test"}, "train": {"pool": "train"}, "align": "strict"},
         "fields": {"id": "id", "question": "question", "choices": "choices", "gold": "gold"},
         "eval": {"format": "cloze", "metric": "acc", "target_delimiter": " "},
-        "train": {"format": "letters", "loss_on": "target"},
+        "train": {"format": "continuation", "loss_on": "target"},
         "prompt": templates(task, languages),
     }
     header = (
         f"# Generated by scripts/build_suite.py (babel {babel.__version__}, "
-        f"pycountry {version('pycountry')}); do not edit by hand.\n"
+        f"pycountry {version('pycountry')}, country_converter {version('country_converter')}, "
+        f"num2words {version('num2words')}); do not edit by hand.\n"
         "# Evaluation is cloze (each option's text scored after the prompt, as lm-eval scores ARC)\n"
         "# with acc as headline: the options are a word or two, and dividing by their byte length\n"
-        "# (acc_norm) mostly rewards the longer names (Gemma 3 270M: country_continent:en acc 0.69,\n"
-        "# acc_norm 0.31). Training uses the reference letters format (loss on the letter).\n"
+        "# (acc_norm) mostly rewards the longer names (Gemma 3 270M: country_continent:en acc 0.68,\n"
+        "# acc_norm 0.34). Training is in the same format (continuation: the cloze prompt, loss on\n"
+        "# the gold option's text): a 270M model scores the letters format at chance, and a LoRA\n"
+        "# trained on letters lowered the cloze score of its own cell (docs/diagnosis.md).\n"
     )
     body = yaml.dump(spec, Dumper=_BlockDumper, allow_unicode=True, sort_keys=False, width=1000)
     (OUT / f"{task}.yaml").write_text(header + body, encoding="utf-8")
@@ -358,8 +382,8 @@ def main() -> None:
     OUT = parser.parse_args().out
     facts = countries()
     built = {
-        "country_continent": write_task("country_continent", country_continent(facts), 90),
-        "country_currency": write_task("country_currency", country_currency(facts), 85),
+        "country_continent": write_task("country_continent", country_continent(facts), 100),
+        "country_currency": write_task("country_currency", country_currency(facts), 100),
         "month_arithmetic": write_task("month_arithmetic", month_arithmetic(), 200),
         "number_arithmetic": write_task("number_arithmetic", number_arithmetic(), 200),
         "number_words": write_task("number_words", number_words(), 200),
