@@ -70,3 +70,11 @@ class Encoder:
         whole = self.encode(context + continuation)
         ctx = self.encode(context)
         return ctx, whole[len(ctx) :]
+
+
+def pad_token_id(tokenizer: Any) -> int:
+    """Return the id to pad rows with: pad, else EOS, else BOS, else 0 (never attended to)."""
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id):
+        if candidate is not None:
+            return int(candidate)
+    return 0

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from transferlab.alignment.retrieval import unit_rows
 from transferlab.errors import UserError
 
 NORMALIZATIONS = ("unit", "center")
@@ -25,8 +26,7 @@ def normalize(vectors: np.ndarray, steps: Sequence[str]) -> np.ndarray:
     out = np.asarray(vectors, dtype=np.float64)
     for step in steps:
         if step == "unit":
-            norms = np.linalg.norm(out, axis=1, keepdims=True)
-            out = out / np.where(norms == 0, 1.0, norms)
+            out = unit_rows(out)
         elif step == "center":
             out = out - out.mean(axis=0, keepdims=True)
         else:
@@ -44,11 +44,6 @@ def procrustes(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     product = torch.from_numpy(np.ascontiguousarray(source.T @ target, dtype=np.float64))
     u, _, vt = torch.linalg.svd(product)
     return (u @ vt).numpy()
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms == 0, 1.0, norms)
 
 
 @dataclass(frozen=True)
@@ -69,9 +64,9 @@ def mutual_neighbours(
     for their nearest source (cosine); a pair is mutual when each is the other's choice. Its
     score is the mean of the two cosines.
     """
-    src, trg = _unit(source), _unit(target)
-    forward = _unit(source @ w_st) @ trg.T  # mapped source × target
-    backward = _unit(target @ w_ts) @ src.T  # mapped target × source
+    src, trg = unit_rows(source), unit_rows(target)
+    forward = unit_rows(source @ w_st) @ trg.T  # mapped source × target
+    backward = unit_rows(target @ w_ts) @ src.T  # mapped target × source
     nearest_target = forward.argmax(axis=1)
     nearest_source = backward.argmax(axis=1)
     return [

@@ -27,7 +27,7 @@ from transferlab.conversion import transferlab_home
 from transferlab.errors import UserError
 from transferlab.models import LoadedModel
 from transferlab.scoring.adapters import AdapterSwitch, ModelState, check_adapter
-from transferlab.tokenization import Encoder
+from transferlab.tokenization import Encoder, pad_token_id
 
 POOLINGS = ("mean", "last")
 ENTRY = "{entry}"
@@ -102,13 +102,6 @@ def _forward(loaded: LoadedModel, batch: list[EncodedEntry], pooling: str, pad: 
     return pooled.cpu().numpy()
 
 
-def _pad_id(tokenizer) -> int:
-    for token in (tokenizer.pad_token_id, tokenizer.eos_token_id):
-        if token is not None:
-            return int(token)
-    return 0  # padded positions are never attended to nor pooled
-
-
 def _cache_file(loaded: LoadedModel, state: ModelState, entries: Sequence[str], pooling: Pooling):
     import torch
     import transformers
@@ -155,7 +148,7 @@ def entry_representations(
             check_adapter(loaded, state.adapter_dir)
     encoded = {lang: encode_entries(loaded.tokenizer, words, pooling.template)
                for lang, words in entries.items()}  # fmt: skip
-    pad = _pad_id(loaded.tokenizer)
+    pad = pad_token_id(loaded.tokenizer)
     out: dict[tuple[str, str], np.ndarray] = {}
     total = len(states) * sum(len(words) for words in entries.values())
     bar = tqdm(total=total, desc="representations", unit="entry", disable=not progress,

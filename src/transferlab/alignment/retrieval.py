@@ -14,7 +14,8 @@ RETRIEVALS = ("cosine", "csls")
 CSLS_K = 10
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Return ``vectors`` with every row scaled to unit length (zero rows stay zero)."""
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.where(norms == 0, 1.0, norms)
 
@@ -37,13 +38,13 @@ def similarity_matrix(
     ``r_S(y)`` the mean cosine of target ``y`` to its ``k`` nearest rows of ``all_queries`` (the
     whole mapped source vocabulary; default: ``queries``).
     """
-    q, t = _unit(queries), _unit(targets)
+    q, t = unit_rows(queries), unit_rows(targets)
     cosine = q @ t.T
     if retrieval == "cosine":
         return cosine
     if retrieval != "csls":
         raise ValueError(f"unknown retrieval {retrieval!r}")
-    pool = q if all_queries is None else _unit(all_queries)
+    pool = q if all_queries is None else unit_rows(all_queries)
     r_target = _mean_top_k(cosine, k)  # per query
     r_source = _mean_top_k(t @ pool.T, k)  # per target
     return 2 * cosine - r_target[:, None] - r_source[None, :]

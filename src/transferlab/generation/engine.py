@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from transferlab.models import LoadedModel
 from transferlab.scoring.adapters import AdapterSwitch, ModelState, check_adapter
-from transferlab.tokenization import Encoder, resolve_max_length
+from transferlab.tokenization import Encoder, pad_token_id, resolve_max_length
 
 DEFAULT_MAX_NEW_TOKENS = 256  # lm-eval's max_gen_toks default
 
@@ -55,13 +55,6 @@ def cut_at_stops(text: str, stops: Sequence[str]) -> str:
         if stop:
             text = text.split(stop)[0]
     return text
-
-
-def _pad_id(tokenizer) -> int:
-    for token in (tokenizer.pad_token_id, tokenizer.eos_token_id):
-        if token is not None:
-            return int(token)
-    return 0
 
 
 def _cache_argument(model) -> str:
@@ -148,7 +141,7 @@ def generate(
     contexts = [encoder.encode(r.context)[-(max_length - r.max_new_tokens) :] for r in requests]
     stops = [stop_strings(tokenizer, r.until) for r in requests]
     order = sorted(range(len(requests)), key=lambda i: (-len(contexts[i]), requests[i].context))
-    eos_id, pad = tokenizer.eos_token_id, _pad_id(tokenizer)
+    eos_id, pad = tokenizer.eos_token_id, pad_token_id(tokenizer)
     results: dict[str, list[str]] = {}
     bar = tqdm(total=len(states) * len(requests), desc="generating", unit="prompt",
                disable=not progress, file=sys.stderr, dynamic_ncols=True)  # fmt: skip

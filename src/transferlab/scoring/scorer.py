@@ -15,7 +15,7 @@ from transferlab.scoring.engine import RowScorer
 from transferlab.scoring.packing import forward_batches
 from transferlab.scoring.requests import encode_items
 from transferlab.tasks.types import MCItem
-from transferlab.tokenization import Encoder, resolve_max_length
+from transferlab.tokenization import Encoder, pad_token_id, resolve_max_length
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +37,6 @@ class ItemResult:
         row = asdict(self)
         metrics = row.pop("metrics")
         return {**row, **metrics}
-
-
-def _pad_id(tokenizer) -> int:
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id):
-        if candidate is not None:
-            return candidate
-    return 0  # padding positions are never attended to nor scored
 
 
 def score(
@@ -88,7 +81,7 @@ def score(
         dynamic_ncols=True,
     )
     with AdapterSwitch(loaded) as switch, bar:
-        scorer = RowScorer(loaded.model, _pad_id(loaded.tokenizer), loaded.device)
+        scorer = RowScorer(loaded.model, pad_token_id(loaded.tokenizer), loaded.device)
         scorer.verify(units[0].context)
         for state in states:
             bar.set_postfix_str(state.name)
