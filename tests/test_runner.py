@@ -43,7 +43,9 @@ def test_a_study_runs_to_the_end_and_writes_every_export(study):
     assert "Transfer by regime" in outcome.summary and "MT-CL" in outcome.summary
 
     per_seed = pd.read_csv(out / "results_per_seed.csv", keep_default_na=False)
-    assert list(per_seed.columns) == PER_SEED_COLUMNS
+    # beta's headline is acc, so its acc_norm comes as a further metric (blank on alpha)
+    further = ["acc_norm", "acc_norm_base", "delta_acc_norm"]
+    assert list(per_seed.columns) == PER_SEED_COLUMNS + further
     assert len(per_seed) == 4 * 4  # every source on every target
     assert per_seed.groupby("regime").size().to_dict() == {
         "CT-CL": 4,
@@ -102,6 +104,36 @@ def test_a_study_runs_to_the_end_and_writes_every_export(study):
     assert (out / "results_per_seed.csv").read_bytes() == before
     # the rerun's run_info still says what the results cost, not the rerun's few seconds
     assert json.loads((out / "run_info.json").read_text())["job_time_s"] == job_time
+
+
+def test_a_further_metric_is_exported_and_analysed_on_the_targets_that_report_it(study):
+    from transferlab.analysis.command import read_results
+    from transferlab.analysis.result import run_analysis
+
+    out = study.parent / "out"
+    run_study(study, progress=False)
+    per_seed = pd.read_csv(out / "results_per_seed.csv")
+    beta = per_seed["eval_dataset"] == "beta"
+    assert per_seed.loc[~beta, "delta_acc_norm"].isna().all()
+    expected = 100 * (per_seed["acc_norm"] - per_seed["acc_norm_base"])
+    assert (expected[beta] - per_seed.loc[beta, "delta_acc_norm"]).abs().max() < 1e-9
+    store = Store(out)
+    try:  # the exported values are the stored acc_norm of each unit
+        stored = {round(s.metrics["acc_norm"], 9) for s in store.scores().values()}
+    finally:
+        store.close()
+    assert set(per_seed.loc[beta, "acc_norm"].round(9)) <= stored
+
+    table = read_results(out)
+    result = run_analysis(table, metric="acc_norm", n_boot=50)
+    assert result.metric == "delta_acc_norm_mean"
+    want = per_seed[beta].groupby("regime")["delta_acc_norm"].mean()
+    regimes = result.tables["regimes"].set_index("regime").loc[want.index]
+    assert regimes["n"].to_dict() == per_seed[beta].groupby("regime").size().to_dict()
+    assert (regimes["mean"] - want).abs().max() < 1e-9
+    # the headline analysis still covers every target
+    headline = run_analysis(table, n_boot=50).tables["regimes"].set_index("regime")
+    assert headline.loc[want.index, "n"].sum() == len(per_seed)
 
 
 def test_grouped_scores_equal_scoring_one_adapter_alone(study, tiny_model_dir):

@@ -16,6 +16,7 @@ import pandas as pd
 
 from transferlab.analysis.bootstrap import ITEM_COLUMNS as ITEM_SCHEMA
 from transferlab.analysis.columns import PER_SEED_COLUMNS as PER_SEED_SCHEMA
+from transferlab.analysis.columns import metric_columns
 from transferlab.fileio import replaced
 from transferlab.grid import BASE, Source, source_regime
 from transferlab.plan import Plan
@@ -75,9 +76,25 @@ def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
                 "versions": versions,
                 "source": source.label,
                 "source_parts": source.parts_text(),
+                **_further_metrics(tuned, untuned, {primary, metric}),
             }
         )
-    return pd.DataFrame(rows, columns=PER_SEED_COLUMNS)
+    further = sorted({c for row in rows for c in row} - set(PER_SEED_COLUMNS))
+    return pd.DataFrame(rows, columns=PER_SEED_COLUMNS + further)
+
+
+def _further_metrics(tuned: UnitScore, untuned: UnitScore, shown: set[str]) -> dict[str, float]:
+    """Return the columns of every metric of a unit that ``score`` / ``score_norm`` do not show.
+
+    Blank for targets without the metric, so ``--metric`` reaches e.g. chrF of a generative
+    target, or acc_norm of a task whose headline is acc.
+    """
+    out = {}
+    for name in sorted(set(tuned.metrics) & set(untuned.metrics) - shown):
+        value, base, delta = metric_columns(name)
+        out[value], out[base] = tuned.metrics[name], untuned.metrics[name]
+        out[delta] = 100 * (tuned.metrics[name] - untuned.metrics[name])
+    return out
 
 
 def _source_keys(source: Source) -> tuple[str, str]:

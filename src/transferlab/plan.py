@@ -1,122 +1,37 @@
-"""A study → content-addressed jobs: baseline and adapter evaluations, one training per source.
+"""A study → content-addressed work, planned by each registered job kind in turn.
 
 Every key hashes everything that determines the job's output (model content hash, task content
 hashes, settings, seed, code versions), never names or paths, so a finished job is found again
-after any change that does not affect it, and redone after any change that does.
-The unit of evaluation is one model state on one target cell; evaluation jobs group the units
-still to do per (model, seed), so adding a language, task or seed only adds work.
+after any change that does not affect it, and redone after any change that does. Each kind
+declares its own key inputs (``jobs/train.py``: one training per source and seed;
+``jobs/evaluate.py``: one unit per model state and target cell, grouped into jobs per
+(model, seed)), so adding a language, task or seed only adds work.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from transferlab.config import EvaluationSettings, Study
-from transferlab.grid import BASE, Cell, Source
-from transferlab.training.settings import TrainSettings
+from transferlab.grid import BASE, Cell
+from transferlab.jobs import KINDS
+from transferlab.jobs.base import ModelRef, PlanContext, content_key
+from transferlab.jobs.evaluate import EvalJob, EvalUnit, evaluation_jobs
+from transferlab.jobs.train import TrainJob
 from transferlab.versions import code_versions
 
-
-def content_key(*parts: Any) -> str:
-    """Return a 20-hex-digit hash of JSON-serialisable parts."""
-    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """What a job needs to load a model, and how results name it."""
-
-    name: str
-    ref: str
-    trust_remote_code: bool
-    model_hash: str
-    family: str
-    size_b: float
-
-
-@dataclass(frozen=True)
-class TrainJob:
-    """Fine-tune one adapter of ``model`` on ``source`` with ``seed``."""
-
-    key: str
-    model: ModelRef
-    source: Source
-    seed: int
-    task_refs: tuple[tuple[str, str], ...]  # (task name, reference get_task resolves)
-    settings: TrainSettings
-    items_per_source: int | None
-    validation_items: int | None
-    device: str
-    adapter_name: str  # folder under the store's adapters/
-    provenance: dict[str, Any] = field(compare=False)
-    kind: str = "train"
-
-    @property
-    def label(self) -> str:
-        """Return a one-line description for progress and status."""
-        return f"train {self.model.name} on {self.source} seed {self.seed}"
-
-    @property
-    def priority(self) -> int:
-        """Return 1: after the baselines, before the evaluations that need the adapter."""
-        return 1
-
-    @property
-    def unit_keys(self) -> tuple[str, ...]:
-        """Return no units: a training commits an adapter."""
-        return ()
-
-
-@dataclass(frozen=True)
-class EvalUnit:
-    """One model state (base, or the adapter of a training job) scored on one target cell."""
-
-    key: str
-    model: str
-    state: str  # BASE or the training job's key
-    seed: int | None
-    cell: Cell
-    task_hash: str
-
-
-@dataclass(frozen=True)
-class EvalJob:
-    """Score several states of one model on their target cells in one process."""
-
-    key: str
-    model: ModelRef
-    seed: int | None  # None for the baseline
-    units: tuple[EvalUnit, ...]
-    task_refs: tuple[tuple[str, str], ...]
-    evaluation: EvaluationSettings
-    provenance: dict[str, Any] = field(compare=False)
-    state_names: dict[str, str] = field(default_factory=dict, compare=False)  # key → readable
-    kind: str = "evaluate"
-
-    @property
-    def label(self) -> str:
-        """Return a one-line description for progress and status."""
-        states = {u.state for u in self.units}
-        what = "base" if states == {BASE} else f"{len(states)} adapter(s) seed {self.seed}"
-        cells = len({u.cell for u in self.units})
-        return f"evaluate {self.model.name} {what} on {cells} cell(s)"
-
-    @property
-    def priority(self) -> int:
-        """Return 0 for a baseline (it waits for nothing), else 2 (after the trainings)."""
-        return 0 if self.seed is None else 2
-
-    @property
-    def unit_keys(self) -> tuple[str, ...]:
-        """Return the keys of the units the job commits."""
-        return tuple(u.key for u in self.units)
+__all__ = [
+    "BASE",
+    "EvalJob",
+    "EvalUnit",
+    "ModelRef",
+    "Plan",
+    "TrainJob",
+    "content_key",
+    "evaluation_jobs",
+    "plan_study",
+]
 
 
 @dataclass
@@ -132,80 +47,27 @@ class Plan:
     task_hashes: dict[Cell, str]
     headline: dict[str, str]  # task → its headline metric (the paper's score_norm)
     primary: dict[str, str]  # task → its acc-like metric (the paper's score)
-    train_jobs: list[TrainJob]
-    units: list[EvalUnit]
+    work: dict[str, list[Any]]  # kind name → what that kind planned
     versions: dict[str, str]
     task_refs: tuple[tuple[str, str], ...]
+
+    @property
+    def train_jobs(self) -> list[TrainJob]:
+        """Return the trainings, one per (model, seed, source)."""
+        return self.work["train"]
+
+    @property
+    def units(self) -> list[EvalUnit]:
+        """Return the evaluation units, one per (model state, target cell)."""
+        return self.work["evaluate"]
 
     def trainings_of(self, model: str, seed: int) -> list[TrainJob]:
         """Return the training jobs of one (model, seed) group."""
         return [j for j in self.train_jobs if j.model.name == model and j.seed == seed]
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
-
-
-def _without(versions: dict[str, str], part: str) -> dict[str, str]:
-    return {k: v for k, v in versions.items() if k != f"transferlab.{part}"}
-
-
-def _train_job(
-    study: Study, model: ModelRef, source: Source, seed: int, task_hashes: dict[Cell, str]
-) -> TrainJob:
-    settings = study.training.model_dump(mode="json")  # the key's and the record's form
-    data = study.train_data.model_dump()
-    versions = _without(code_versions(), "scoring")  # scoring code does not shape an adapter
-    parts = [(str(c), task_hashes[c], w) for c, w in source.parts]
-    device = study.evaluation.device
-    key = content_key("train", model.model_hash, parts, settings, data, seed, device, versions)
-    provenance = {
-        "model": model.name,
-        "model_ref": model.ref,
-        "model_hash": model.model_hash,
-        "source": str(source),
-        "task_hashes": {c: h for c, h, _ in parts},
-        "seed": seed,
-        "settings": settings,
-        "train_data": data,
-        "versions": versions,
-    }
-    return TrainJob(
-        key,
-        model,
-        source,
-        seed,
-        tuple(study.task_refs.items()),
-        study.training.model_copy(),
-        data["items_per_source"],
-        data["validation_items"],
-        device,
-        f"{_slug(model.name)}/{_slug(str(source))}.seed{seed}.{key[:10]}",
-        provenance,
-    )
-
-
-def _units(
-    study: Study, model: ModelRef, state: str, seed: int | None, task_hashes: dict[Cell, str]
-) -> list[EvalUnit]:
-    # An adapter's state is its training key, which already covers the training code.
-    versions = _without(code_versions(), "training")
-    evaluation = study.evaluation.model_dump()
-    return [
-        EvalUnit(
-            content_key("score", model.model_hash, state, task_hashes[c], evaluation, versions),
-            model.name,
-            state,
-            seed,
-            c,
-            task_hashes[c],
-        )
-        for c in study.cells
-    ]
-
-
 def plan_study(study: Study) -> Plan:
-    """Return the study's training jobs and evaluation units (models resolved and hashed).
+    """Return the work every registered kind plans for ``study`` (models resolved and hashed).
 
     Planning reads and hashes models but never converts one: a preset not prepared yet raises
     ``NotPrepared`` (``transferlab run`` prepares its models before planning).
@@ -215,24 +77,23 @@ def plan_study(study: Study) -> Plan:
     task_hashes = {
         cell: study.task_specs[cell.task].content_hash(cell.language) for cell in study.cells
     }
-    models, train_jobs, units = [], [], []
+    models = []
     for spec in study.models:
         info = model_info(spec.ref, convert=False)
-        model = ModelRef(
-            spec.display_name,
-            spec.ref,
-            spec.trust_remote_code,
-            info.model_hash,
-            info.family,
-            info.n_params / 1e9,  # unrounded: a tiny model is not 0B
+        models.append(
+            ModelRef(
+                spec.display_name,
+                spec.ref,
+                spec.trust_remote_code,
+                info.model_hash,
+                info.family,
+                info.n_params / 1e9,  # unrounded: a tiny model is not 0B
+            )
         )
-        models.append(model)
-        units += _units(study, model, BASE, None, task_hashes)
-        for seed in study.seeds:
-            for source in study.source_list:
-                job = _train_job(study, model, source, seed, task_hashes)
-                train_jobs.append(job)
-                units += _units(study, model, job.key, seed, task_hashes)
+    versions = code_versions()
+    work: dict[str, list[Any]] = {}
+    for name, kind in KINDS.items():  # registration order: a kind sees the kinds before it
+        work[name] = kind.plan(PlanContext(study, models, task_hashes, versions, dict(work)))
     headline = {name: spec.metric for name, spec in study.task_specs.items()}
     primary = {name: spec.primary_metric for name, spec in study.task_specs.items()}
     return Plan(
@@ -245,58 +106,7 @@ def plan_study(study: Study) -> Plan:
         task_hashes,
         headline,
         primary,
-        train_jobs,
-        units,
-        code_versions(),
+        work,
+        versions,
         tuple(study.task_refs.items()),
     )
-
-
-def evaluation_jobs(
-    plan: Plan,
-    done_units: Iterable[str],
-    ready: Iterable[str] | None = None,
-    settled: Iterable[str] | None = None,
-) -> list[EvalJob]:
-    """Return evaluation jobs for the units not done, one per (model, seed).
-
-    ``ready`` are the training keys whose adapters are committed and ``settled`` those whose
-    training will not change any more in this run (done or out of retries): a seed's group is
-    formed once all its trainings are settled, from the units whose adapter is ready. With
-    ``ready=None`` every adapter counts as ready (what ``status`` shows as still to do).
-    """
-    done = set(done_units)
-    ready_set = set(ready) if ready is not None else None
-    settled_set = set(settled) if settled is not None else None
-    groups: dict[tuple[str, int | None], list[EvalUnit]] = defaultdict(list)
-    for unit in plan.units:
-        if unit.key in done:
-            continue
-        if unit.state != BASE and ready_set is not None:
-            trainings = plan.trainings_of(unit.model, unit.seed)
-            if settled_set is not None and any(j.key not in settled_set for j in trainings):
-                continue
-            if unit.state not in ready_set:
-                continue
-        groups[(unit.model, unit.seed)].append(unit)
-    by_name = {m.name: m for m in plan.models}
-    names = {j.key: f"{j.source}.seed{j.seed}" for j in plan.train_jobs}
-    evaluation = plan.evaluation.model_dump()
-    jobs = []
-    for (model, seed), units in groups.items():
-        key = content_key("evaluate", sorted(u.key for u in units))
-        provenance = {"versions": plan.versions, "evaluation": evaluation}
-        states = {u.state: names.get(u.state, BASE) for u in units}
-        jobs.append(
-            EvalJob(
-                key,
-                by_name[model],
-                seed,
-                tuple(units),
-                plan.task_refs,
-                plan.evaluation,
-                provenance,
-                states,
-            )
-        )
-    return jobs

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from transferlab.analysis.columns import CELL_KEYS, PAPER_COLUMNS, PAPER_KEYS, SCORES
+from transferlab.analysis.columns import (
+    CELL_KEYS,
+    PAPER_COLUMNS,
+    PAPER_KEYS,
+    SCORES,
+    further_metrics,
+    metric_columns,
+)
 
 # columns the analysis adds to a table; they are not part of either file schema
 DERIVED_COLUMNS = ("size_b", "size_bucket")
@@ -37,7 +44,15 @@ def aggregate_seeds(rows: pd.DataFrame) -> pd.DataFrame:
     for score in SCORES:
         cells[f"{score}_se"] = stats[(score, "std")] / np.sqrt(n_seeds)
     cells["seeds"] = groups["seed"].agg(lambda s: ";".join(map(str, s)))
-    extras = [c for c in rows.columns if c not in (*_CELL_COLUMNS, "seed", *SCORES)]
+    # Further metrics (blank where a target lacks them) get the same statistics.
+    further = [c for m in further_metrics(rows.columns) for c in metric_columns(m)]
+    if further:
+        extra = groups[further].agg(["mean", "std", "count"])
+        for column in further:
+            cells[f"{column}_mean"] = extra[(column, "mean")]
+            cells[f"{column}_std"] = extra[(column, "std")]
+            cells[f"{column}_se"] = extra[(column, "std")] / np.sqrt(extra[(column, "count")])
+    extras = [c for c in rows.columns if c not in (*_CELL_COLUMNS, "seed", *SCORES, *further)]
     if extras:
         constant = groups[extras].nunique(dropna=False).le(1).all()
         for column in extras:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 # internal name -> column name in both file schemas
 PAPER_KEYS: dict[str, str] = {
     "model": "model_name",
@@ -54,3 +56,26 @@ PER_SEED_COLUMNS: tuple[str, ...] = (
     "source",  # the training source's label: task:lang, or mix(task:lang=w,...)
     "source_parts",  # its parts as task:lang=weight;...
 )
+
+
+def metric_columns(metric: str) -> tuple[str, str, str]:
+    """Return the per-seed columns of a metric beyond the two score columns.
+
+    A metric ``m`` that is neither a task's acc-like nor its headline metric is written as
+    ``m`` (fine-tuned), ``m_base`` and ``delta_m`` (pp), as ``score`` / ``score_base`` /
+    ``delta_score`` are.
+    """
+    return metric, f"{metric}_base", f"delta_{metric}"
+
+
+def further_metrics(columns: Iterable[str]) -> list[str]:
+    """Return the metrics whose three per-seed columns (`metric_columns`) are all present."""
+    columns = list(columns)
+    present = set(columns)
+    found = []
+    for column in columns:
+        if column.startswith("delta_") and column not in SCORES:
+            metric = column.removeprefix("delta_")
+            if set(metric_columns(metric)) <= present:
+                found.append(metric)
+    return found

@@ -73,6 +73,7 @@ def run_analysis(
     donor_correlation_by_task_group and each group's subsets in variance.
     `language_families` maps languages to families (default: the reference study's).
     """
+    table = table.for_metric(metric)
     column = table.metric_column(metric)
     cells = table.cells
     tasks = set(cells["source_task"]) | set(cells["target_task"])

@@ -21,6 +21,8 @@ from transferlab.analysis.columns import (
     PAPER_COLUMNS,
     PAPER_KEYS,
     SCORES,
+    further_metrics,
+    metric_columns,
 )
 from transferlab.analysis.holes import check_grid
 from transferlab.errors import UserError, did_you_mean
@@ -100,9 +102,14 @@ class ResultsTable:
         return self.cells[columns].drop_duplicates("model").sort_values("model", ignore_index=True)
 
     def metric_column(self, metric: str | None) -> str:
-        """Return the column of `cells` holding `metric` (None: the headline Δ)."""
+        """Return the column of `cells` holding `metric` (None: the headline Δ).
+
+        Besides a column name, a metric's own name (`chrf`, `acc_norm`) names its Δ column.
+        """
         metric = metric or HEADLINE_METRIC
-        if self.schema == "per_seed" and metric in SCORES:
+        if metric not in self.cells.columns and f"delta_{metric}_mean" in self.cells.columns:
+            metric = f"delta_{metric}"
+        if metric not in self.cells.columns and f"{metric}_mean" in self.cells.columns:
             metric = f"{metric}_mean"
         numeric = [c for c in self.cells.columns if pd.api.types.is_numeric_dtype(self.cells[c])]
         if metric not in self.cells.columns:
@@ -125,6 +132,35 @@ class ResultsTable:
                 "fill the values or remove those rows",
             )
         return metric
+
+    def for_metric(self, metric: str | None) -> ResultsTable:
+        """Return the table restricted to the targets that have `metric` (a further metric such
+        as chrF exists only for the tasks that report it); unchanged when every row has it."""
+        if metric is None or metric in self.cells.columns:
+            return self
+        column = f"delta_{metric}_mean"
+        if column not in self.cells.columns:
+            return self
+        has = self.cells[column].notna()
+        if has.all():
+            return self
+        if not has.any():
+            return self  # metric_column explains that no row has it
+        targets = self.cells.loc[has, ["target_task", "target_language"]].drop_duplicates()
+        keep = ["target_task", "target_language"]
+
+        def within(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+            if frame is None:
+                return None
+            return frame.merge(targets, on=keep, how="inner")
+
+        logger.info("%s: %s is reported by %d target cell(s)", self.where, metric, len(targets))
+        return replace(
+            self,
+            cells=self.cells.loc[has].reset_index(drop=True),
+            seeds=within(self.seeds),
+            items=within(self.items),
+        )
 
     def with_families(self, families: Mapping[str, str]) -> ResultsTable:
         """Return the table with the family of the named models replaced."""
@@ -300,6 +336,10 @@ def table_from_frame(
     _require(frame, where, required, schema.replace("_", "-"))
     keys = _keys(frame, where)
     numeric_columns = (("seed", *SCORES) if per_seed else _PAPER_NUMERIC) + _EXTRA_NUMERIC
+    if per_seed:  # further metrics: blank for the targets that lack them
+        numeric_columns += tuple(
+            c for m in further_metrics(frame.columns) for c in metric_columns(m)
+        )
     numbers = {
         c: _numeric(frame, c, where, allow_blank=c not in ("seed", *SCORES))
         for c in numeric_columns

@@ -1,13 +1,15 @@
-"""The job protocol: a kind says what a job needs, how it runs anywhere and how it is committed.
+"""The job protocol: a kind plans its jobs, says what they need, runs them anywhere, commits them.
 
 A planned job is plain data with a ``key`` (content hash), a ``kind`` (the name of a registered
-``JobKind``) and a ``label``. The driver, the executors, the timings and ``status`` only ever go
-through the kind: adding a kind is one module (see ``train.py``) and one ``register`` line in
-``jobs/__init__.py``.
+``JobKind``) and a ``label``. Planning, the driver, the executors, the timings and ``status`` only
+ever go through the kind: adding a kind is one module (see ``train.py``) and one ``register``
+line in ``jobs/__init__.py``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -15,8 +17,48 @@ from typing import TYPE_CHECKING, Any, Protocol
 from transferlab.errors import RunError
 
 if TYPE_CHECKING:
-    from transferlab.plan import ModelRef, Plan
+    from transferlab.config import Study
+    from transferlab.grid import Cell
+    from transferlab.plan import Plan
     from transferlab.store import JobRecord, Store
+
+
+def content_key(*parts: Any) -> str:
+    """Return a 20-hex-digit hash of JSON-serialisable parts."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def versions_without(versions: dict[str, str], part: str) -> dict[str, str]:
+    """Return the code versions less ``transferlab.<part>`` (code that cannot change the output)."""
+    return {k: v for k, v in versions.items() if k != f"transferlab.{part}"}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What a job needs to load a model, and how results name it."""
+
+    name: str
+    ref: str
+    trust_remote_code: bool
+    model_hash: str
+    family: str
+    size_b: float
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What a kind plans its jobs from: the study, its resolved models and the earlier kinds' work.
+
+    ``planned`` maps the name of each kind registered before this one to what it planned, so a
+    kind that works on trained states (evaluation, alignment) reads the trainings from it.
+    """
+
+    study: Study
+    models: list[ModelRef]
+    task_hashes: dict[Cell, str]
+    versions: dict[str, str]  # code versions every key covers (less the parts a kind ignores)
+    planned: dict[str, list[Any]]
 
 
 class Job(Protocol):
@@ -61,6 +103,9 @@ class JobKind(Protocol):
 
     name: str  # the ``kind`` of its jobs, the key of its timings ("train" → ``train_s``)
     title: str  # its name in ``status`` ("training")
+
+    def plan(self, context: PlanContext) -> list[Any]:
+        """Return this kind's planned work for a study, each item keyed by what determines it."""
 
     def todo(self, plan: Plan, store: Store, exhausted: set[str]) -> list[Job]:
         """Return the jobs that can run now (``exhausted``: keys out of retries this run)."""

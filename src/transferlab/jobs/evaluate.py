@@ -3,15 +3,152 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from transferlab.config import EvaluationSettings
 from transferlab.errors import RunError
 from transferlab.grid import BASE, Cell
-from transferlab.jobs.base import JobInputs, KindStatus, load_planned_model
-from transferlab.plan import EvalJob, Plan, evaluation_jobs
+from transferlab.jobs.base import (
+    JobInputs,
+    KindStatus,
+    ModelRef,
+    PlanContext,
+    content_key,
+    load_planned_model,
+    versions_without,
+)
 from transferlab.store import JobRecord, Store, UnitScore, pack_items
+
+if TYPE_CHECKING:
+    from transferlab.config import Study
+    from transferlab.plan import Plan
+
+
+@dataclass(frozen=True)
+class EvalUnit:
+    """One model state (base, or the adapter of a training job) scored on one target cell."""
+
+    key: str
+    model: str
+    state: str  # BASE or the training job's key
+    seed: int | None
+    cell: Cell
+    task_hash: str
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """Score several states of one model on their target cells in one process."""
+
+    key: str
+    model: ModelRef
+    seed: int | None  # None for the baseline
+    units: tuple[EvalUnit, ...]
+    task_refs: tuple[tuple[str, str], ...]
+    evaluation: EvaluationSettings
+    provenance: dict[str, Any] = field(compare=False)
+    state_names: dict[str, str] = field(default_factory=dict, compare=False)  # key → readable
+    kind: str = "evaluate"
+
+    @property
+    def label(self) -> str:
+        """Return a one-line description for progress and status."""
+        states = {u.state for u in self.units}
+        what = "base" if states == {BASE} else f"{len(states)} adapter(s) seed {self.seed}"
+        cells = len({u.cell for u in self.units})
+        return f"evaluate {self.model.name} {what} on {cells} cell(s)"
+
+    @property
+    def priority(self) -> int:
+        """Return 0 for a baseline (it waits for nothing), else 2 (after the trainings)."""
+        return 0 if self.seed is None else 2
+
+    @property
+    def unit_keys(self) -> tuple[str, ...]:
+        """Return the keys of the units the job commits."""
+        return tuple(u.key for u in self.units)
+
+
+def plan_units(
+    study: Study,
+    model: ModelRef,
+    state: str,
+    seed: int | None,
+    task_hashes: dict[Cell, str],
+    versions: dict[str, str],
+) -> list[EvalUnit]:
+    """Return ``state`` of ``model`` on every target cell, each keyed by what its score depends on.
+
+    The key covers the model's content hash, the state (an adapter's training key, which already
+    covers the training code), the cell's task hash, the evaluation settings and the code
+    versions less the training code.
+    """
+    versions = versions_without(versions, "training")
+    evaluation = study.evaluation.model_dump()
+    return [
+        EvalUnit(
+            content_key("score", model.model_hash, state, task_hashes[c], evaluation, versions),
+            model.name,
+            state,
+            seed,
+            c,
+            task_hashes[c],
+        )
+        for c in study.cells
+    ]
+
+
+def evaluation_jobs(
+    plan: Plan,
+    done_units: Iterable[str],
+    ready: Iterable[str] | None = None,
+    settled: Iterable[str] | None = None,
+) -> list[EvalJob]:
+    """Return evaluation jobs for the units not done, one per (model, seed).
+
+    ``ready`` are the training keys whose adapters are committed and ``settled`` those whose
+    training will not change any more in this run (done or out of retries): a seed's group is
+    formed once all its trainings are settled, from the units whose adapter is ready. With
+    ``ready=None`` every adapter counts as ready (what ``status`` shows as still to do).
+    """
+    done = set(done_units)
+    ready_set = set(ready) if ready is not None else None
+    settled_set = set(settled) if settled is not None else None
+    groups: dict[tuple[str, int | None], list[EvalUnit]] = defaultdict(list)
+    for unit in plan.units:
+        if unit.key in done:
+            continue
+        if unit.state != BASE and ready_set is not None:
+            trainings = plan.trainings_of(unit.model, unit.seed)
+            if settled_set is not None and any(j.key not in settled_set for j in trainings):
+                continue
+            if unit.state not in ready_set:
+                continue
+        groups[(unit.model, unit.seed)].append(unit)
+    by_name = {m.name: m for m in plan.models}
+    names = {j.key: f"{j.source}.seed{j.seed}" for j in plan.train_jobs}
+    evaluation = plan.evaluation.model_dump()
+    jobs = []
+    for (model, seed), units in groups.items():
+        key = content_key("evaluate", sorted(u.key for u in units))
+        provenance = {"versions": plan.versions, "evaluation": evaluation}
+        states = {u.state: names.get(u.state, BASE) for u in units}
+        jobs.append(
+            EvalJob(
+                key,
+                by_name[model],
+                seed,
+                tuple(units),
+                plan.task_refs,
+                plan.evaluation,
+                provenance,
+                states,
+            )
+        )
+    return jobs
 
 
 @dataclass
@@ -108,6 +245,17 @@ class EvalKind:
 
     name = "evaluate"
     title = "evaluation"
+
+    def plan(self, context: PlanContext) -> list[EvalUnit]:
+        """Return the units: each model's base, then each of its trainings, on every cell."""
+        study, hashes, versions = context.study, context.task_hashes, context.versions
+        units = []
+        for model in context.models:
+            units += plan_units(study, model, BASE, None, hashes, versions)
+            for job in context.planned["train"]:
+                if job.model.name == model.name:
+                    units += plan_units(study, model, job.key, job.seed, hashes, versions)
+        return units
 
     def todo(self, plan: Plan, store: Store, exhausted: set[str]) -> list[EvalJob]:
         """Return the groups whose adapters are settled (committed, or out of retries)."""

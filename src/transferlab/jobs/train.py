@@ -2,14 +2,110 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from transferlab.jobs.base import JobInputs, KindStatus, load_planned_model
-from transferlab.plan import Plan, TrainJob
+from transferlab.grid import Cell, Source
+from transferlab.jobs.base import (
+    JobInputs,
+    KindStatus,
+    ModelRef,
+    PlanContext,
+    content_key,
+    load_planned_model,
+    versions_without,
+)
 from transferlab.store import JobRecord, Store
+from transferlab.training.settings import TrainSettings
+
+if TYPE_CHECKING:
+    from transferlab.config import Study
+    from transferlab.plan import Plan
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Fine-tune one adapter of ``model`` on ``source`` with ``seed``."""
+
+    key: str
+    model: ModelRef
+    source: Source
+    seed: int
+    task_refs: tuple[tuple[str, str], ...]  # (task name, reference get_task resolves)
+    settings: TrainSettings
+    items_per_source: int | None
+    validation_items: int | None
+    device: str
+    adapter_name: str  # folder under the store's adapters/
+    provenance: dict[str, Any] = field(compare=False)
+    kind: str = "train"
+
+    @property
+    def label(self) -> str:
+        """Return a one-line description for progress and status."""
+        return f"train {self.model.name} on {self.source} seed {self.seed}"
+
+    @property
+    def priority(self) -> int:
+        """Return 1: after the baselines, before the evaluations that need the adapter."""
+        return 1
+
+    @property
+    def unit_keys(self) -> tuple[str, ...]:
+        """Return no units: a training commits an adapter."""
+        return ()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
+
+
+def plan_training(
+    study: Study,
+    model: ModelRef,
+    source: Source,
+    seed: int,
+    task_hashes: dict[Cell, str],
+    versions: dict[str, str],
+) -> TrainJob:
+    """Return the training of ``source`` with ``seed``, keyed by all that shapes its adapter.
+
+    The key covers the model's content hash, each part's task hash and weight, the training
+    settings and data sizes, the seed, the device and the code versions less the scoring code.
+    """
+    settings = study.training.model_dump(mode="json")  # the key's and the record's form
+    data = study.train_data.model_dump()
+    versions = versions_without(versions, "scoring")  # scoring code does not shape an adapter
+    parts = [(str(c), task_hashes[c], w) for c, w in source.parts]
+    device = study.evaluation.device
+    key = content_key("train", model.model_hash, parts, settings, data, seed, device, versions)
+    provenance = {
+        "model": model.name,
+        "model_ref": model.ref,
+        "model_hash": model.model_hash,
+        "source": str(source),
+        "task_hashes": {c: h for c, h, _ in parts},
+        "seed": seed,
+        "settings": settings,
+        "train_data": data,
+        "versions": versions,
+    }
+    return TrainJob(
+        key,
+        model,
+        source,
+        seed,
+        tuple(study.task_refs.items()),
+        study.training.model_copy(),
+        data["items_per_source"],
+        data["validation_items"],
+        device,
+        f"{_slug(model.name)}/{_slug(str(source))}.seed{seed}.{key[:10]}",
+        provenance,
+    )
 
 
 @dataclass
@@ -51,6 +147,16 @@ class TrainKind:
 
     name = "train"
     title = "training"
+
+    def plan(self, context: PlanContext) -> list[TrainJob]:
+        """Return one training per (model, seed, source), in that order."""
+        study = context.study
+        return [
+            plan_training(study, model, source, seed, context.task_hashes, context.versions)
+            for model in context.models
+            for seed in study.seeds
+            for source in study.source_list
+        ]
 
     def todo(self, plan: Plan, store: Store, exhausted: set[str]) -> list[TrainJob]:
         """Return the trainings whose adapter is missing and which may still be attempted."""

@@ -46,6 +46,7 @@ def prediction_frame(
     known before training); `distance` the mean URIEL distance of the two languages (0 for the
     same language, NaN where unknown) from `distance.typological_distances`.
     """
+    table = table.for_metric(metric)
     column = table.metric_column(metric)
     cells = table.cells
     se_column = column.removesuffix("_mean") + "_se"
