@@ -141,6 +141,40 @@ MALFORMED = [
     ({"sources": []}, "sources: the list is empty"),
     ({"sources": [{"country_continent:en": 0.5, "country_currency:en": 0.5}]}, "mixture"),
     ({"languages": ["en", "en"]}, "listed twice"),
+    ({"sources": [{"parts": {"country_continent:fr": 10}}]}, "part 'country_continent:fr' is not"),
+    ({"sources": [{"parts": {"country_continent:en": 5000}}]}, "its training pool holds"),
+    (
+        {"sources": [{"parts": {"country_continent:en": 0}, "total": 9}]},
+        "sum to something positive",
+    ),
+    ({"sources": [{"parts": {}}]}, "the mixture has no parts"),
+    ({"sources": [{"parts": {"country_continent:en": 0}}]}, "the mixture is empty"),
+    ({"sources": [{"parts": {"country_continent:en": 2.5}}]}, "whole number"),
+    (
+        {
+            "mixtures": [
+                {
+                    "name": "k",
+                    "fixed": {"country_continent:en": 8},
+                    "add": {"languages": ["de"], "per_language": [0, -4]},
+                }
+            ]
+        },
+        "per_language has a negative value -4",
+    ),
+    (
+        {
+            "mixtures": [
+                {
+                    "name": "k",
+                    "fixed": {"country_continent:en": 8},
+                    "add": {"languages": ["de"], "per_language": [5000]},
+                }
+            ]
+        },
+        "asks for 5000 items but its training pool holds",
+    ),  # fmt: skip
+    ({"training": {"lora_r": [8, -1]}}, "training (lora_r=-1)"),
     ({"train_data": {"items_per_source": 3}}, "below training.min_train_items"),
     ({"evaluation": {"device": "cuda:0"}, "executor": {"kind": "local"}}, "cuda"),
     (

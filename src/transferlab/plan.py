@@ -19,6 +19,7 @@ from typing import Any
 
 from transferlab.config import EvaluationSettings, Study
 from transferlab.grid import BASE, Cell, Source
+from transferlab.mixtures import draw_items
 from transferlab.training.settings import TrainSettings
 from transferlab.versions import code_versions
 
@@ -57,11 +58,14 @@ class TrainJob:
     adapter_name: str  # folder under the store's adapters/
     provenance: dict[str, Any] = field(compare=False)
     kind: str = "train"
+    recipe: str = ""  # the training axes' values (``lora_r=8``); empty without axes
+    items: tuple[tuple[Cell, tuple[str, ...]], ...] = ()  # a drawn source's item IDs per part
 
     @property
     def label(self) -> str:
         """Return a one-line description for progress and status."""
-        return f"train {self.model.name} on {self.source} seed {self.seed}"
+        recipe = f" ({self.recipe})" if self.recipe else ""
+        return f"train {self.model.name}{recipe} on {self.source} seed {self.seed}"
 
     @property
     def priority(self) -> int:
@@ -151,14 +155,25 @@ def _without(versions: dict[str, str], part: str) -> dict[str, str]:
 
 
 def _train_job(
-    study: Study, model: ModelRef, source: Source, seed: int, task_hashes: dict[Cell, str]
+    study: Study,
+    model: ModelRef,
+    source: Source,
+    seed: int,
+    task_hashes: dict[Cell, str],
+    variant: tuple[str, TrainSettings] | None = None,
 ) -> TrainJob:
-    settings = study.training.model_dump(mode="json")  # the key's and the record's form
+    recipe, typed = variant or ("", study.training)
+    settings = typed.model_dump(mode="json")  # the key's and the record's form
     data = study.train_data.model_dump()
     versions = _without(code_versions(), "scoring")  # scoring code does not shape an adapter
     parts = [(str(c), task_hashes[c], w) for c, w in source.parts]
     device = study.evaluation.device
-    key = content_key("train", model.model_hash, parts, settings, data, seed, device, versions)
+    items = drawn_items(study, source, seed)
+    # A drawn source's exact item IDs are part of its key; a plain source's key is unchanged.
+    drawn = [[source.label, [(str(c), ids) for c, ids in items]]] if source.drawn else []
+    key = content_key(
+        "train", model.model_hash, parts, settings, data, seed, device, versions, *drawn
+    )
     provenance = {
         "model": model.name,
         "model_ref": model.ref,
@@ -170,19 +185,35 @@ def _train_job(
         "train_data": data,
         "versions": versions,
     }
+    if source.drawn:
+        provenance["items"] = {str(c): list(ids) for c, ids in items}
+    if recipe:
+        provenance["recipe"] = recipe
     return TrainJob(
         key,
         model,
         source,
         seed,
         tuple(study.task_refs.items()),
-        study.training.model_copy(),
+        typed.model_copy(),
         data["items_per_source"],
         data["validation_items"],
         device,
         f"{_slug(model.name)}/{_slug(str(source))}.seed{seed}.{key[:10]}",
         provenance,
+        recipe=recipe,
+        items=items,
     )
+
+
+def drawn_items(
+    study: Study, source: Source, seed: int
+) -> tuple[tuple[Cell, tuple[str, ...]], ...]:
+    """Return the item IDs a drawn source's parts train on with ``seed`` (nothing for a plain one)."""
+    if not source.drawn:
+        return ()
+    pools = {c: study.task_specs[c.task].split_ids("train") for c, _ in source.parts}
+    return tuple((c, tuple(ids)) for c, ids in draw_items(source, pools, seed).items())
 
 
 def _units(
@@ -229,10 +260,11 @@ def plan_study(study: Study) -> Plan:
         models.append(model)
         units += _units(study, model, BASE, None, task_hashes)
         for seed in study.seeds:
-            for source in study.source_list:
-                job = _train_job(study, model, source, seed, task_hashes)
-                train_jobs.append(job)
-                units += _units(study, model, job.key, seed, task_hashes)
+            for variant in study.training_variants:
+                for source in study.source_list:
+                    job = _train_job(study, model, source, seed, task_hashes, variant)
+                    train_jobs.append(job)
+                    units += _units(study, model, job.key, seed, task_hashes)
     headline = {name: spec.metric for name, spec in study.task_specs.items()}
     primary = {name: spec.primary_metric for name, spec in study.task_specs.items()}
     return Plan(
@@ -280,7 +312,10 @@ def evaluation_jobs(
                 continue
         groups[(unit.model, unit.seed)].append(unit)
     by_name = {m.name: m for m in plan.models}
-    names = {j.key: f"{j.source}.seed{j.seed}" for j in plan.train_jobs}
+    names = {
+        j.key: f"{j.source}{f'[{j.recipe}]' if j.recipe else ''}.seed{j.seed}"
+        for j in plan.train_jobs
+    }
     evaluation = plan.evaluation.model_dump()
     jobs = []
     for (model, seed), units in groups.items():

@@ -27,11 +27,19 @@ def run_training(job: TrainJob, adapter_dir: Path, progress: bool = True) -> Tra
     from transferlab.training import train_adapter
 
     refs = dict(job.task_refs)
-    train, validation = [], []
-    for cell, _weight in job.source.parts:  # config admits single cells only, for now
+    drawn = dict(job.items)
+    train, validation, parts = [], [], []
+    for cell, _weight in job.source.parts:
         task = get_task(refs[cell.task])
-        train += task.train_examples(cell.language, "train")[: job.items_per_source]
-        validation += task.train_examples(cell.language, "validation")[: job.validation_items]
+        pool = task.train_examples(cell.language, "train")
+        if job.source.drawn:  # the planned IDs, in pool order
+            ids = set(drawn[cell])
+            train += [e for e in pool if e.doc_id in ids]
+        else:
+            train += pool[: job.items_per_source]
+        held_out = task.train_examples(cell.language, "validation")[: job.validation_items]
+        validation += held_out
+        parts += [str(cell)] * len(held_out)
     loaded = load_planned_model(job.model, "float32", job.device)
     outcome = train_adapter(
         loaded,
@@ -42,6 +50,8 @@ def run_training(job: TrainJob, adapter_dir: Path, progress: bool = True) -> Tra
         job.seed,
         job.provenance,
         progress=progress,
+        # One part is the single-cell case: its validation loss is the overall one.
+        validation_parts=parts if len(job.source.parts) > 1 else None,
     )
     return TrainResult(Path(outcome.adapter_dir), outcome.adapter_hash, outcome.metadata)
 
