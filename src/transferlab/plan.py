@@ -140,6 +140,7 @@ class Plan:
     units: list[EvalUnit]
     versions: dict[str, str]
     task_refs: tuple[tuple[str, str], ...]
+    sweeps: list[dict[str, Any]] = field(default_factory=list)  # mixtures.csv: one row per point
 
     def trainings_of(self, model: str, seed: int) -> list[TrainJob]:
         """Return the training jobs of one (model, seed) group."""
@@ -281,6 +282,7 @@ def plan_study(study: Study) -> Plan:
         units,
         code_versions(),
         tuple(study.task_refs.items()),
+        [point.row() for point in study.sweep_points],
     )
 
 
