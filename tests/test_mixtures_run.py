@@ -7,6 +7,7 @@ import pytest
 
 from study_tiny import write_study
 from transferlab.analysis import read_results, run_analysis
+from transferlab.analysis.command import analyze_results
 from transferlab.runner import run_study
 from transferlab.store import Store
 
@@ -90,6 +91,13 @@ def test_a_sweep_study_exports_mixtures_and_grows_by_only_the_new_jobs(study):
     assert len(mtcl) == 2  # roles see the single-cell source only, not the mixtures' MT-CL rows
     assert roles.loc["en", "donor"] == pytest.approx(mtcl["delta_score_norm_mean"].mean())
     assert roles["donor"].drop("en").isna().all()
+
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert "Training-data mixtures" in report and "fig-mixture-scaling" in report
+    analyze_results(out, study.parent / "analysis")
+    written = {p.name for p in (study.parent / "analysis").iterdir()}
+    assert {"mixture_scaling.csv", "mixture_seen_unseen.csv", "mixture_k90.csv"} <= written
+    assert {"mixture_multitask_summary.csv", "mixture_scaling.png"} <= written
 
     first = _trainings(out)
     assert len(first) == 5
