@@ -35,7 +35,21 @@ def _write(folder: Path, **changes) -> Path:
 def test_every_shipped_config_loads_and_validates(path):
     study = load_study(path)
     assert study.cells and study.source_list and study.seeds
-    assert len(study.source_list) == len(study.cells)  # both ship with every cell a source
+    if not study.mixtures:  # demo and paper ship with every cell a source
+        assert len(study.source_list) == len(study.cells)
+
+
+def test_the_mixtures_config_is_a_sweep_of_four_k_with_seen_and_unseen_languages():
+    study = load_study(Path(__file__).parent.parent / "configs" / "mixtures.yaml")
+    points = study.sweep_points
+    assert [p.per_language for p in points] == [0, 8, 24, 64]
+    assert [p.source.label for p in points][:2] == [
+        "mix(number_arithmetic:en=32)",
+        "mix(number_arithmetic:de=8,number_arithmetic:en=32,number_arithmetic:zh=8)",
+    ]
+    assert study.source_list == [p.source for p in points]  # the sweep only
+    seen = {*points[0].fixed_languages, *points[0].added_languages}
+    assert seen == {"en", "de", "zh"} and set(study.languages) - seen == {"fr", "ar"}
 
 
 def test_the_paper_config_is_the_full_reference_grid():

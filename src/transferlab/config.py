@@ -197,9 +197,14 @@ class Study(_Section):
 
     @cached_property
     def pool_sizes(self) -> dict[Cell, int]:
-        """Return the number of training items of each cell's pool (train split)."""
+        """Return the number of training items of each cell's pool (train split); cells of
+        evaluation-only tasks have none and cannot be a mixture's part."""
         specs = self.task_specs
-        return {c: len(specs[c.task].split_ids("train")) for c in self.cells}
+        return {
+            c: len(specs[c.task].split_ids("train"))
+            for c in self.cells
+            if specs[c.task].plan.train_pool is not None
+        }
 
     @property
     def sweep_points(self) -> list[SweepPoint]:

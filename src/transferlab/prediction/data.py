@@ -47,6 +47,7 @@ def prediction_frame(
     same language, NaN where unknown) from `distance.typological_distances`.
     """
     column = table.metric_column(metric)
+    table = table.single_cell()  # predictions fill the grid of single-cell sources
     cells = table.cells
     se_column = column.removesuffix("_mean") + "_se"
     measured = cells[list(CELL_KEYS)].assign(
