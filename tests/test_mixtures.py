@@ -9,6 +9,7 @@ import pytest
 
 from study_tiny import write_study
 from transferlab.config import load_study
+from transferlab.errors import UserError
 from transferlab.grid import Cell, Source
 from transferlab.jobs.train import run_training
 from transferlab.mixtures import draw_items
@@ -118,3 +119,26 @@ def test_a_one_part_mixture_of_the_whole_pool_trains_the_single_cells_bytes(
             "epochs"
         ][0]
     )
+
+
+def test_training_axes_are_list_values_of_any_setting_crossed_in_order():
+    from transferlab.training.settings import TrainSettings
+    from transferlab.training_axes import split_axes, training_variants
+
+    fixed, axes = split_axes(
+        {"epochs": 2, "lora_r": [8, 32], "target_modules": [["q_proj"], ["q_proj", "v_proj"]]}
+    )
+    assert fixed == {"epochs": 2} and list(axes) == ["lora_r", "target_modules"]
+    _, none = split_axes({"target_modules": ["q_proj", "v_proj"]})  # a list setting, not an axis
+    assert none == {}
+    variants = training_variants(TrainSettings(epochs=2), axes, "study.yaml")
+    assert [name for name, _ in variants] == [
+        "lora_r=8,target_modules=q_proj",
+        "lora_r=8,target_modules=q_proj+v_proj",
+        "lora_r=32,target_modules=q_proj",
+        "lora_r=32,target_modules=q_proj+v_proj",
+    ]
+    assert variants[3][1].lora_r == 32 and variants[3][1].target_modules == ("q_proj", "v_proj")
+    assert all(settings.epochs == 2 for _, settings in variants)
+    with pytest.raises(UserError, match="unknown training setting 'lora_rank'"):
+        training_variants(TrainSettings(), {"lora_rank": [8]}, "study.yaml")
