@@ -35,7 +35,21 @@ def _write(folder: Path, **changes) -> Path:
 def test_every_shipped_config_loads_and_validates(path):
     study = load_study(path)
     assert study.cells and study.source_list and study.seeds
-    assert len(study.source_list) == len(study.cells)  # both ship with every cell a source
+    if not study.mixtures:  # demo and paper ship with every cell a source
+        assert len(study.source_list) == len(study.cells)
+
+
+def test_the_mixtures_config_is_a_sweep_of_four_k_with_seen_and_unseen_languages():
+    study = load_study(Path(__file__).parent.parent / "configs" / "mixtures.yaml")
+    points = study.sweep_points
+    assert [p.per_language for p in points] == [0, 8, 24, 64]
+    assert [p.source.label for p in points][:2] == [
+        "mix(number_arithmetic:en=32)",
+        "mix(number_arithmetic:de=8,number_arithmetic:en=32,number_arithmetic:zh=8)",
+    ]
+    assert study.source_list == [p.source for p in points]  # the sweep only
+    seen = {*points[0].fixed_languages, *points[0].added_languages}
+    assert seen == {"en", "de", "zh"} and set(study.languages) - seen == {"fr", "ar"}
 
 
 def test_the_paper_config_is_the_full_reference_grid():
@@ -141,6 +155,40 @@ MALFORMED = [
     ({"sources": []}, "sources: the list is empty"),
     ({"sources": [{"country_continent:en": 0.5, "country_currency:en": 0.5}]}, "mixture"),
     ({"languages": ["en", "en"]}, "listed twice"),
+    ({"sources": [{"parts": {"country_continent:fr": 10}}]}, "part 'country_continent:fr' is not"),
+    ({"sources": [{"parts": {"country_continent:en": 5000}}]}, "its training pool holds"),
+    (
+        {"sources": [{"parts": {"country_continent:en": 0}, "total": 9}]},
+        "sum to something positive",
+    ),
+    ({"sources": [{"parts": {}}]}, "the mixture has no parts"),
+    ({"sources": [{"parts": {"country_continent:en": 0}}]}, "the mixture is empty"),
+    ({"sources": [{"parts": {"country_continent:en": 2.5}}]}, "whole number"),
+    (
+        {
+            "mixtures": [
+                {
+                    "name": "k",
+                    "fixed": {"country_continent:en": 8},
+                    "add": {"languages": ["de"], "per_language": [0, -4]},
+                }
+            ]
+        },
+        "per_language has a negative value -4",
+    ),
+    (
+        {
+            "mixtures": [
+                {
+                    "name": "k",
+                    "fixed": {"country_continent:en": 8},
+                    "add": {"languages": ["de"], "per_language": [5000]},
+                }
+            ]
+        },
+        "asks for 5000 items but its training pool holds",
+    ),  # fmt: skip
+    ({"training": {"lora_r": [8, -1]}}, "training (lora_r=-1)"),
     ({"train_data": {"items_per_source": 3}}, "below training.min_train_items"),
     ({"evaluation": {"device": "cuda:0"}, "executor": {"kind": "local"}}, "cuda"),
     (

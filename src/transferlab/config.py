@@ -8,12 +8,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from transferlab.errors import UserError, did_you_mean
 from transferlab.grid import Cell, Source
 from transferlab.hardware import resolve_dtype
+from transferlab.mixtures import MixtureSpec, MixtureSweep, SweepPoint, expand_sweep, spec_source
 from transferlab.training.settings import TrainSettings, coerce_value
+from transferlab.training_axes import split_axes, training_variants
 
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -73,9 +83,13 @@ class Study(_Section):
     models: list[ModelSpec] = Field(min_length=1)
     tasks: list[str] = Field(min_length=1)
     languages: list[str] = Field(min_length=1)
-    sources: Literal["all"] | list[str | dict[str, float]] = "all"
+    sources: Literal["all"] | list[str | MixtureSpec | dict[str, float]] = "all"
+    mixtures: list[MixtureSweep] = Field([], description="sweeps of mixture sources")
     seeds: list[int] = Field([17, 42, 101], min_length=1)
     training: TrainSettings = TrainSettings()
+    training_axes: dict[str, list[Any]] = Field(
+        {}, description="list values of `training`, crossed with the sources"
+    )
     train_data: TrainData = TrainData()
     evaluation: EvaluationSettings = EvaluationSettings()
     executor: ExecutorSettings = ExecutorSettings()
@@ -90,6 +104,36 @@ class Study(_Section):
     def origin(self) -> Path:
         """Return the study file this config was read from."""
         return self._origin
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_training_axes(cls, data: Any) -> Any:
+        # `training: {lora_r: [8, 32]}` is an axis, not a setting: it moves to training_axes.
+        if isinstance(data, dict) and isinstance(data.get("training"), dict):
+            fixed, axes = split_axes(data["training"])
+            if axes:
+                data = {**data, "training": fixed, "training_axes": axes}
+        return data
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _mixture_entries(cls, value: Any) -> Any:
+        # Validated here, so a bad mixture's message is its own, not the union's first try.
+        if not isinstance(value, list):
+            return value
+        entries = []
+        for index, entry in enumerate(value):
+            if isinstance(entry, dict) and "parts" in entry:
+                try:
+                    entry = MixtureSpec(**entry)
+                except ValidationError as error:
+                    first = error.errors()[0]
+                    where = ".".join(str(p) for p in first["loc"])
+                    what = first["msg"].removeprefix("Value error, ")
+                    at = f" ({where})" if where else ""
+                    raise ValueError(f"entry {index + 1}{at}: {what}") from None
+            entries.append(entry)
+        return entries
 
     @field_validator("models", mode="before")
     @classmethod
@@ -142,10 +186,44 @@ class Study(_Section):
 
     @property
     def source_list(self) -> list[Source]:
-        """Return the training sources: every cell by default, else those listed."""
+        """Return the training sources: every cell by default, else those listed, then the
+        sweeps' mixtures (each source once)."""
         if self.sources == "all":
-            return [Source.single(cell) for cell in self.cells]
-        return [_parse_source(entry) for entry in self.sources]
+            listed = [Source.single(cell) for cell in self.cells]
+        else:
+            listed = [self._parse_source(entry) for entry in self.sources]
+        swept = [point.source for point in self.sweep_points]
+        return list(dict.fromkeys(listed + swept))
+
+    @cached_property
+    def pool_sizes(self) -> dict[Cell, int]:
+        """Return the number of training items of each cell's pool (train split); cells of
+        evaluation-only tasks have none and cannot be a mixture's part."""
+        specs = self.task_specs
+        return {
+            c: len(specs[c.task].split_ids("train"))
+            for c in self.cells
+            if specs[c.task].plan.train_pool is not None
+        }
+
+    @property
+    def sweep_points(self) -> list[SweepPoint]:
+        """Return every point of the ``mixtures:`` sweeps, sweep by sweep, k by k."""
+        return [
+            point
+            for sweep in self.mixtures
+            for point in expand_sweep(sweep, self.pool_sizes, str(self.origin))
+        ]
+
+    @property
+    def training_variants(self) -> list[tuple[str, TrainSettings]]:
+        """Return (name, settings) per combination of the training axes (``[("", training)]``)."""
+        return training_variants(self.training, self.training_axes, str(self.origin))
+
+    def _parse_source(self, entry: str | MixtureSpec | dict[str, float]) -> Source:
+        if isinstance(entry, MixtureSpec):
+            return spec_source(entry, self.pool_sizes, str(self.origin))
+        return _parse_source(entry)
 
     @property
     def resolved_out_dir(self) -> Path:
@@ -294,14 +372,15 @@ def _check_grid(study: Study) -> None:
                 )
             if weight <= 0:
                 raise UserError(where, f"source {source}: weights must be > 0", "fix the weight")
-        if not source.is_single:
+        if not source.is_single and not source.drawn:
             raise UserError(
                 where,
-                f"source {source} is a mixture; mixtures are not supported yet",
-                "list single cells as task:language",
+                f"source {source} is a mixture without counts",
+                "write a mixture as {parts: {task:lang: count, ...}} (or add total: N)",
             )
     if not sources:
         raise UserError(where, "sources: the list is empty", "list at least one task:language")
+    study.training_variants  # noqa: B018 -- raises UserError for a bad axis value
 
 
 def _check_model_ref(ref: str, where: str) -> None:

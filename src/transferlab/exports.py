@@ -19,6 +19,7 @@ from transferlab.analysis.columns import PER_SEED_COLUMNS as PER_SEED_SCHEMA
 from transferlab.analysis.columns import metric_columns
 from transferlab.fileio import replaced
 from transferlab.grid import BASE, Source, source_regime
+from transferlab.mixtures import SWEEP_COLUMNS
 from transferlab.plan import Plan
 from transferlab.runinfo import RunInfo
 from transferlab.store import Store, UnitScore
@@ -41,7 +42,8 @@ def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
         if unit.state == BASE or unit.key not in scores or (unit.model, unit.cell) not in base:
             continue
         tuned, untuned = scores[unit.key], base[(unit.model, unit.cell)]
-        source = trainings[unit.state].source
+        training = trainings[unit.state]
+        source = training.source
         source_task, source_language = _source_keys(source)
         model = models[unit.model]
         metric, primary = plan.headline[unit.cell.task], plan.primary[unit.cell.task]
@@ -50,7 +52,7 @@ def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
         delta, delta_norm = 100 * (score - score_base), 100 * (score_norm - score_norm_base)
         rows.append(
             {
-                "model_name": model.name,
+                "model_name": results_name(model.name, training.recipe),
                 # Fixed-point: readers of the paper schema take "1.5" or "135M", not "9e-05".
                 "model_size": f"{model.size_b:.9f}".rstrip("0").rstrip("."),
                 "model_family": model.family,
@@ -97,42 +99,72 @@ def _further_metrics(tuned: UnitScore, untuned: UnitScore, shown: set[str]) -> d
     return out
 
 
+def results_name(model: str, recipe: str) -> str:
+    """Return a model's name in results: ``model[lora_r=8]`` for a variant of the training axes.
+
+    Each variant is then analysed as a model of its own, its base rows the model's base.
+    """
+    return f"{model}[{recipe}]" if recipe else model
+
+
 def _source_keys(source: Source) -> tuple[str, str]:
     """Return the paper's (fine_tuned_dataset, fine_tuned_language) of a source.
 
-    One cell fills them as the paper does; a mixture names its tasks and its languages, each
-    joined with '+' (its full identity is in the ``source`` and ``source_parts`` columns).
+    One cell fills them as the paper does; a mixture has its label as the dataset (so each
+    mixture is a source of its own) and its languages joined with '+'.
     """
     if source.is_single:
         return source.cell.task, source.cell.language
-    return "+".join(source.tasks), "+".join(source.languages)
+    return source.label, "+".join(source.languages)
 
 
 def item_frames(plan: Plan, store: Store) -> Iterator[pd.DataFrame]:
     """Yield the per-item correctness of every scored unit of the plan, one frame per unit."""
     trainings = {job.key: job for job in plan.train_jobs}
     units = {u.key: u for u in plan.units}
+    recipes = list(dict.fromkeys(job.recipe for job in plan.train_jobs)) or [""]
     for key, items in store.items(u.key for u in plan.units):
         unit = units[key]
         if unit.state == BASE:
             seed, task, language = "", "", ""
+            names = [results_name(unit.model, recipe) for recipe in recipes]
         else:
             task, language = _source_keys(trainings[unit.state].source)
             seed = unit.seed
-        metrics = items["metrics"]
-        yield pd.DataFrame(
-            {
-                "model_name": unit.model,
-                "seed": seed,
-                "fine_tuned_dataset": task,
-                "fine_tuned_language": language,
-                "eval_dataset": unit.cell.task,
-                "eval_language": unit.cell.language,
-                "doc_id": items["doc_id"],
-                "correct": metrics[plan.primary[unit.cell.task]],
-                "correct_norm": metrics[plan.headline[unit.cell.task]],
-            }
-        )
+            names = [results_name(unit.model, trainings[unit.state].recipe)]
+        for name in names:  # a base is every variant's base
+            yield _item_frame(name, seed, task, language, unit, items, plan)
+
+
+def _item_frame(
+    name: str,
+    seed: object,
+    task: str,
+    language: str,
+    unit: Any,
+    items: dict[str, Any],
+    plan: Plan,
+) -> pd.DataFrame:
+    """Return one unit's per-item correctness under the model name ``name``."""
+    metrics = items["metrics"]
+    return pd.DataFrame(
+        {
+            "model_name": name,
+            "seed": seed,
+            "fine_tuned_dataset": task,
+            "fine_tuned_language": language,
+            "eval_dataset": unit.cell.task,
+            "eval_language": unit.cell.language,
+            "doc_id": items["doc_id"],
+            "correct": metrics[plan.primary[unit.cell.task]],
+            "correct_norm": metrics[plan.headline[unit.cell.task]],
+        }
+    )
+
+
+def sweep_table(plan: Plan) -> pd.DataFrame:
+    """Return mixtures.csv: one row per point of the study's sweeps (``SWEEP_COLUMNS``)."""
+    return pd.DataFrame(plan.sweeps, columns=list(SWEEP_COLUMNS))
 
 
 def write_items(frames: Iterable[pd.DataFrame], file: Path) -> int:

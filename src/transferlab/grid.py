@@ -29,20 +29,37 @@ class Cell:
 
 @dataclass(frozen=True)
 class Source:
-    """What one adapter is trained on: a weighted mixture of cells (one cell is the common case).
+    """What one adapter is trained on: one cell, or a mixture of cells.
 
-    Weights are relative shares of the training examples; a single cell has weight 1.
+    A plain source's weights are relative shares (a single cell has weight 1) and it trains on
+    each cell's pool as the study caps it. A drawn source (``drawn=True``, a mixture) holds item
+    counts: that many items are drawn from each part's training pool. ``disjoint_ids`` draws the
+    parts of one task so that no item ID is used in two of its languages; its parts keep their
+    draw order (the earlier part draws first), the others are kept in cell order.
     """
 
     parts: tuple[tuple[Cell, float], ...]
+    drawn: bool = False
+    disjoint_ids: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.disjoint_ids:  # order does not matter: one mixture, one value
+            object.__setattr__(self, "parts", tuple(sorted(self.parts)))
 
     @classmethod
     def single(cls, cell: Cell) -> Source:
         return cls(((cell, 1.0),))
 
+    @classmethod
+    def mixture(cls, counts: dict[Cell, int], disjoint_ids: bool = False) -> Source:
+        """Return the drawn source of ``{cell: count}`` (parts with count 0 are left out)."""
+        parts = tuple((cell, float(n)) for cell, n in counts.items() if n > 0)
+        return cls(parts, drawn=True, disjoint_ids=disjoint_ids)
+
     @property
     def is_single(self) -> bool:
-        return len(self.parts) == 1
+        """Return whether this is one cell's whole (capped) pool, the reference study's source."""
+        return len(self.parts) == 1 and not self.drawn
 
     @property
     def cell(self) -> Cell:
@@ -52,19 +69,41 @@ class Source:
         return self.parts[0][0]
 
     @property
-    def label(self) -> str:
-        """Return the source's stable name: ``task:lang``, or ``mix(task:lang=w,...)``.
+    def counts(self) -> dict[Cell, int]:
+        """Return the items drawn per part of a drawn source, in draw order."""
+        return {cell: int(n) for cell, n in self.parts}
 
-        A mixture's parts are listed in cell order, so the same mixture has one label however
-        its parts were written.
+    @property
+    def label(self) -> str:
+        """Return the source's stable name: ``task:lang``, or ``mix(task:lang=n,...)``.
+
+        A mixture's parts are listed in cell order (in draw order with ``;disjoint_ids``), so
+        the same mixture has one label however its parts were written.
         """
         if self.is_single:
             return str(self.cell)
-        return f"mix({self.parts_text(',')})"
+        flag = ";disjoint_ids" if self.disjoint_ids else ""
+        return f"mix({self.parts_text(',')}{flag})"
 
     def parts_text(self, separator: str = ";") -> str:
-        """Return the parts as ``task:lang=weight``, in cell order (the ``source_parts`` column)."""
-        return separator.join(f"{cell}={weight:g}" for cell, weight in sorted(self.parts))
+        """Return the parts as ``task:lang=weight`` (the ``source_parts`` column)."""
+        return separator.join(f"{cell}={weight:g}" for cell, weight in self.parts)
+
+    @classmethod
+    def parse(cls, label: str) -> Source:
+        """Return the source a ``label`` names (``task:lang`` or ``mix(...)``)."""
+        if not (label.startswith("mix(") and label.endswith(")")):
+            return cls.single(Cell.parse(label))
+        body, _, flag = label[4:-1].partition(";")
+        if flag not in ("", "disjoint_ids"):
+            raise ValueError(f"unknown mixture flag {flag!r} in {label!r}")
+        parts = []
+        for part in body.split(","):
+            cell, sep, count = part.rpartition("=")
+            if not sep:
+                raise ValueError(f"expected 'task:lang=count' in {label!r}, got {part!r}")
+            parts.append((Cell.parse(cell), float(count)))
+        return cls(tuple(parts), drawn=True, disjoint_ids=bool(flag))
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -78,6 +117,11 @@ class Source:
 
     def __str__(self) -> str:
         return self.label
+
+
+def is_mixture_label(label: str) -> bool:
+    """Return whether a results table's source name is a mixture's label."""
+    return label.startswith("mix(")
 
 
 class Regime(StrEnum):

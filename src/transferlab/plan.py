@@ -10,7 +10,7 @@ declares its own key inputs (``jobs/train.py``: one training per source and seed
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from transferlab.config import EvaluationSettings, Study
@@ -50,6 +50,7 @@ class Plan:
     work: dict[str, list[Any]]  # kind name → what that kind planned
     versions: dict[str, str]
     task_refs: tuple[tuple[str, str], ...]
+    sweeps: list[dict[str, Any]] = field(default_factory=list)  # mixtures.csv: one row per point
 
     @property
     def train_jobs(self) -> list[TrainJob]:
@@ -109,4 +110,5 @@ def plan_study(study: Study) -> Plan:
         work,
         versions,
         tuple(study.task_refs.items()),
+        [point.row() for point in study.sweep_points],
     )

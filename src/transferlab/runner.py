@@ -210,13 +210,18 @@ def _export(
     from transferlab.analysis import run_analysis, table_from_frame
     from transferlab.analysis.aggregate import to_paper_schema
     from transferlab.analysis.bootstrap import items_from_frame
-    from transferlab.exports import item_frames, per_seed_table, write_items
+    from transferlab.exports import item_frames, per_seed_table, sweep_table, write_items
     from transferlab.fileio import write_csv
 
     per_seed = per_seed_table(plan, store.scores())
     write_csv(per_seed, out / "results_per_seed.csv")
     frames = list(item_frames(plan, store))
     write_items(frames, out / "items.csv.gz")
+    from transferlab.analysis.mixture_scaling import sweeps_from_frame
+
+    sweeps = sweep_table(plan) if plan.sweeps else None
+    if sweeps is not None:  # only a study with sweeps has the file
+        write_csv(sweeps, out / "mixtures.csv")
     if per_seed.empty:
         log.warning("no adapter has been scored yet: no results.csv and no transfer summary")
         (out / "results.csv").unlink(missing_ok=True)  # it would describe another study
@@ -228,6 +233,7 @@ def _export(
         per_seed,
         str(out / "results_per_seed.csv"),
         items=items_from_frame(items, where) if items is not None else None,
+        sweeps=sweeps_from_frame(sweeps, str(out / "mixtures.csv")) if sweeps is not None else None,
     )
     write_csv(to_paper_schema(table.cells), out / "results.csv")
     analysis = run_analysis(table, task_groups=task_groups)

@@ -57,7 +57,7 @@ def items_from_frame(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     return items
 
 
-def _paired_differences(items: pd.DataFrame, column: str) -> pd.DataFrame:
+def paired_differences(items: pd.DataFrame, column: str) -> pd.DataFrame:
     """Per (model, source, target, item): mean correctness over seeds minus the base model's."""
     is_base = items["source_task"] == ""
     base = items.loc[is_base].groupby(_TARGET)[column].mean().rename("base")
@@ -85,7 +85,7 @@ def cell_ci(
     column = "correct_norm" if metric.startswith("delta_score_norm") else "correct"
     if items is None or items.empty or not metric.startswith("delta_score"):
         return pd.DataFrame(columns=CI_COLUMNS)
-    paired = _paired_differences(items, column)
+    paired = paired_differences(items, column)
     rng = np.random.default_rng(seed)
     out = []
     cell = ["model", "source_task", "source_language"]

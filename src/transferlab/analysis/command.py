@@ -18,6 +18,7 @@ from transferlab.analysis.bootstrap import items_from_frame
 from transferlab.analysis.distance import typological_distances
 from transferlab.analysis.figures import analysis_figures, png_bytes
 from transferlab.analysis.groups import REFERENCE_LANGUAGE_FAMILIES, check_task_groups
+from transferlab.analysis.mixture_scaling import sweeps_from_frame
 from transferlab.analysis.result import INDEXED_TABLES, run_analysis
 from transferlab.analysis.schema import ResultsTable, table_from_frame
 from transferlab.errors import UserError, did_you_mean
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 RUN_DIR_TABLES = ("results_per_seed.csv", "results.csv")
 ITEMS_FILE = "items.csv.gz"
+SWEEPS_FILE = "mixtures.csv"  # the sweeps' points, beside the results of a study with sweeps
 # the public file contracts (DESIGN.md §3); other tables are written with all their columns
 CONTRACT_COLUMNS: dict[str, list[str]] = {
     "regimes": ["regime", "n", "mean", "median", "pct_positive", "pct_harm"],
@@ -77,7 +79,8 @@ def _table_file(path: Path) -> Path:
 def read_results(path: Path | str) -> ResultsTable:
     """Return the validated results table in `path`: a CSV in either schema or a run directory.
 
-    An `items.csv.gz` next to the table adds the per-item results for the item bootstrap.
+    An `items.csv.gz` next to the table adds the per-item results for the item bootstrap, a
+    `mixtures.csv` the points of the study's mixture sweeps.
     """
     table_path = _table_file(Path(path))
     frame = _read_csv(table_path)
@@ -85,7 +88,13 @@ def read_results(path: Path | str) -> ResultsTable:
     items = (
         items_from_frame(_read_csv(items_path), str(items_path)) if items_path.is_file() else None
     )
-    return table_from_frame(frame, str(table_path), items=items)
+    sweeps_path = table_path.parent / SWEEPS_FILE
+    sweeps = (
+        sweeps_from_frame(_read_csv(sweeps_path), str(sweeps_path))
+        if sweeps_path.is_file()
+        else None
+    )
+    return table_from_frame(frame, str(table_path), items=items, sweeps=sweeps)
 
 
 def _check_writable_dir(out_dir: Path) -> None:

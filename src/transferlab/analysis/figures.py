@@ -115,6 +115,11 @@ def analysis_figures(result: AnalysisResult) -> dict[str, Figure]:
             figures[name] = heatmap_figure(tables[name], title, metric)
     if tables["onoff_task"][["on_task", "off_task"]].notna().all(axis=1).any():
         figures["onoff_task"] = onoff_figure(tables["onoff_task"], tables["models"], metric)
+    curves = tables.get("mixture_scaling")
+    if curves is not None and curves["on_task"].any():
+        from transferlab.analysis.mixture_figures import scaling_figure
+
+        figures["mixture_scaling"] = scaling_figure(curves, tables["mixture_seen_unseen"], metric)
     return figures
 
 

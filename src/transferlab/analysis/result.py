@@ -19,6 +19,13 @@ from transferlab.analysis.groups import (
     roles_by_task_group,
     variance_subsets,
 )
+from transferlab.analysis.item_boot import cell_bootstrap
+from transferlab.analysis.mixture_compare import (
+    multitask_vs_single,
+    seen_unseen,
+    seen_unseen_correlation,
+)
+from transferlab.analysis.mixture_scaling import curve_k90, scaling_curves
 from transferlab.analysis.schema import ResultsTable
 from transferlab.analysis.summaries import (
     harm_breakdown,
@@ -72,10 +79,15 @@ def run_analysis(
     `task_groups` ({name: tasks}) also mtcl_by_task_group, roles_language_by_task_group,
     donor_correlation_by_task_group and each group's subsets in variance.
     `language_families` maps languages to families (default: the reference study's).
+
+    Mixture sources count in regimes, uplift, harm and cell_ci (a mixture row's regime is the
+    closest of its parts', `grid.source_regime`); the other tables are defined on single-cell
+    sources and leave mixtures out. A table with mixtures also gets `mixture_tables`.
     """
     table = table.for_metric(metric)
     column = table.metric_column(metric)
-    cells = table.cells
+    everything = table.cells
+    cells = table.single_cell().cells
     tasks = set(cells["source_task"]) | set(cells["target_task"])
     groups = check_task_groups(task_groups or {}, tasks, f"{table.where}: task groups")
     per_source = source_consistency(cells, column)
@@ -83,8 +95,8 @@ def run_analysis(
     onoff = onoff_task(cells, column)
     subsets = {"all": cells, **regime_subsets(cells), **variance_subsets(cells, groups)}
     tables = {
-        "regimes": regime_table(cells, column, n_boot=n_boot, seed=seed),
-        "uplift": uplift_table(cells, column),
+        "regimes": regime_table(everything, column, n_boot=n_boot, seed=seed),
+        "uplift": uplift_table(everything, column),
         "roles_language": roles,
         "roles_language_by_family": language_family_roles(
             roles, REFERENCE_LANGUAGE_FAMILIES if language_families is None else language_families
@@ -96,7 +108,7 @@ def run_analysis(
         "onoff_task": onoff,
         "onoff_family": onoff_family(onoff),
         "onoff_task_summary": onoff_task_summary(cells, column),
-        "harm": harm_breakdown(cells, column),
+        "harm": harm_breakdown(everything, column),
         "matrix_language": language_matrix(cells, column),
         "matrix_task": task_matrix(cells, column),
         "cell_ci": cell_ci(table.items, column, n_boot=n_boot, seed=seed),
@@ -111,4 +123,28 @@ def run_analysis(
         pairs = distance_pairs(cells, column, distances)
         tables["distance_pairs"] = pairs
         tables["distance_correlation"] = distance_correlation(pairs)
+    if table.has_mixtures:
+        tables |= mixture_tables(table, column, n_boot, seed)
     return AnalysisResult(column, tables, table.where, table.holes, n_boot, seed, groups)
+
+
+def mixture_tables(
+    table: ResultsTable, column: str, n_boot: int = 1000, seed: int = 0
+) -> dict[str, pd.DataFrame]:
+    """Return the tables of mixture sources: the sweeps' scaling curves (`mixture_scaling`),
+    where each levels off (`mixture_k90`), seen vs unseen languages (`mixture_seen_unseen`,
+    `mixture_seen_unseen_correlation`), and multi-task vs single-task sources
+    (`mixture_multitask`, `mixture_multitask_summary`)."""
+    boot = cell_bootstrap(table.items, column, n_boot=n_boot, seed=seed)
+    multi, multi_summary = multitask_vs_single(table.cells, column, boot)
+    tables = {"mixture_multitask": multi, "mixture_multitask_summary": multi_summary}
+    if table.sweeps is not None and not table.sweeps.empty:
+        curves = scaling_curves(table.cells, table.sweeps, column, boot)
+        gaps = seen_unseen(curves, table.cells, boot)
+        tables |= {
+            "mixture_scaling": curves,
+            "mixture_k90": curve_k90(curves),
+            "mixture_seen_unseen": gaps,
+            "mixture_seen_unseen_correlation": seen_unseen_correlation(gaps),
+        }
+    return tables

@@ -26,7 +26,7 @@ from transferlab.analysis.columns import (
 )
 from transferlab.analysis.holes import check_grid
 from transferlab.errors import UserError, did_you_mean
-from transferlab.grid import REGIMES, regime_of
+from transferlab.grid import REGIMES, Cell, Source, is_mixture_label, regime_of, source_regime
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +94,25 @@ class ResultsTable:
     seeds: pd.DataFrame | None = None
     items: pd.DataFrame | None = None
     holes: int = 0
+    sweeps: pd.DataFrame | None = None  # mixtures.csv: the sweeps' points, when there are any
+
+    @property
+    def has_mixtures(self) -> bool:
+        """Return whether some sources are mixtures (their `source_task` is a `mix(...)` label)."""
+        return bool(self.cells["source_task"].map(is_mixture_label).any())
+
+    def single_cell(self) -> ResultsTable:
+        """Return the table restricted to single-cell sources (what roles, variance and
+        consistency are defined on); the table itself when it has no mixtures."""
+        if not self.has_mixtures:
+            return self
+
+        def keep(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+            if frame is None:
+                return None
+            return frame[~frame["source_task"].map(is_mixture_label)].reset_index(drop=True)
+
+        return replace(self, cells=keep(self.cells), seeds=keep(self.seeds), items=keep(self.items))
 
     @property
     def models(self) -> pd.DataFrame:
@@ -250,9 +269,19 @@ def _keys(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     return keys
 
 
+def _regime(source_task: str, source_language: str, target_task: str, target_language: str) -> str:
+    if is_mixture_label(source_task):  # a mixture: the closest regime of its parts
+        try:
+            source = Source.parse(source_task)
+        except ValueError as error:
+            raise UserError("fine_tuned_dataset", str(error), "write a mixture's label") from None
+        return source_regime(source, Cell(target_task, target_language)).value
+    return regime_of(source_task, source_language, target_task, target_language).value
+
+
 def _derive_regimes(frame: pd.DataFrame, keys: pd.DataFrame, where: str) -> pd.Series:
     derived = pd.Series(
-        [regime_of(*row).value for row in keys[list(CELL_KEYS[1:])].itertuples(index=False)],
+        [_regime(*row) for row in keys[list(CELL_KEYS[1:])].itertuples(index=False)],
         index=keys.index,
         dtype=str,
     )
@@ -325,9 +354,13 @@ def _families(frame: pd.DataFrame, keys: pd.DataFrame) -> pd.Series:
 
 
 def table_from_frame(
-    frame: pd.DataFrame, where: str, items: pd.DataFrame | None = None
+    frame: pd.DataFrame,
+    where: str,
+    items: pd.DataFrame | None = None,
+    sweeps: pd.DataFrame | None = None,
 ) -> ResultsTable:
-    """Return the validated `ResultsTable` of a raw table in either schema."""
+    """Return the validated `ResultsTable` of a raw table in either schema (``sweeps``: the
+    study's mixtures.csv, validated by `mixture_scaling.sweeps_from_frame`)."""
     if frame.empty:
         raise UserError(where, "the table has no rows", "point at a results table with data")
     per_seed = "seed" in frame.columns
@@ -380,4 +413,5 @@ def table_from_frame(
         seeds=rows if per_seed else None,
         items=items,
         holes=holes,
+        sweeps=sweeps,
     )

@@ -129,7 +129,10 @@ def evaluation_jobs(
                 continue
         groups[(unit.model, unit.seed)].append(unit)
     by_name = {m.name: m for m in plan.models}
-    names = {j.key: f"{j.source}.seed{j.seed}" for j in plan.train_jobs}
+    names = {
+        j.key: f"{j.source}{f'[{j.recipe}]' if j.recipe else ''}.seed{j.seed}"
+        for j in plan.train_jobs
+    }
     evaluation = plan.evaluation.model_dump()
     jobs = []
     for (model, seed), units in groups.items():

@@ -18,6 +18,7 @@ from transferlab.jobs.base import (
     load_planned_model,
     versions_without,
 )
+from transferlab.mixtures import draw_items
 from transferlab.store import JobRecord, Store
 from transferlab.training.settings import TrainSettings
 
@@ -42,11 +43,14 @@ class TrainJob:
     adapter_name: str  # folder under the store's adapters/
     provenance: dict[str, Any] = field(compare=False)
     kind: str = "train"
+    recipe: str = ""  # the training axes' values (``lora_r=8``); empty without axes
+    items: tuple[tuple[Cell, tuple[str, ...]], ...] = ()  # a drawn source's item IDs per part
 
     @property
     def label(self) -> str:
         """Return a one-line description for progress and status."""
-        return f"train {self.model.name} on {self.source} seed {self.seed}"
+        recipe = f" ({self.recipe})" if self.recipe else ""
+        return f"train {self.model.name}{recipe} on {self.source} seed {self.seed}"
 
     @property
     def priority(self) -> int:
@@ -70,18 +74,27 @@ def plan_training(
     seed: int,
     task_hashes: dict[Cell, str],
     versions: dict[str, str],
+    variant: tuple[str, TrainSettings] | None = None,
 ) -> TrainJob:
     """Return the training of ``source`` with ``seed``, keyed by all that shapes its adapter.
 
     The key covers the model's content hash, each part's task hash and weight, the training
-    settings and data sizes, the seed, the device and the code versions less the scoring code.
+    settings (``variant``: a training axes' recipe and its settings) and data sizes, the seed,
+    the device, the code versions less the scoring code and, for a drawn source, the exact
+    item IDs drawn.
     """
-    settings = study.training.model_dump(mode="json")  # the key's and the record's form
+    recipe, typed = variant or ("", study.training)
+    settings = typed.model_dump(mode="json")  # the key's and the record's form
     data = study.train_data.model_dump()
     versions = versions_without(versions, "scoring")  # scoring code does not shape an adapter
     parts = [(str(c), task_hashes[c], w) for c, w in source.parts]
     device = study.evaluation.device
-    key = content_key("train", model.model_hash, parts, settings, data, seed, device, versions)
+    items = drawn_items(study, source, seed)
+    # A drawn source's exact item IDs are part of its key; a plain source's key is unchanged.
+    drawn = [[source.label, [(str(c), ids) for c, ids in items]]] if source.drawn else []
+    key = content_key(
+        "train", model.model_hash, parts, settings, data, seed, device, versions, *drawn
+    )
     provenance = {
         "model": model.name,
         "model_ref": model.ref,
@@ -93,19 +106,35 @@ def plan_training(
         "train_data": data,
         "versions": versions,
     }
+    if source.drawn:
+        provenance["items"] = {str(c): list(ids) for c, ids in items}
+    if recipe:
+        provenance["recipe"] = recipe
     return TrainJob(
         key,
         model,
         source,
         seed,
         tuple(study.task_refs.items()),
-        study.training.model_copy(),
+        typed.model_copy(),
         data["items_per_source"],
         data["validation_items"],
         device,
         f"{_slug(model.name)}/{_slug(str(source))}.seed{seed}.{key[:10]}",
         provenance,
+        recipe=recipe,
+        items=items,
     )
+
+
+def drawn_items(
+    study: Study, source: Source, seed: int
+) -> tuple[tuple[Cell, tuple[str, ...]], ...]:
+    """Return the item IDs a drawn source's parts train on with ``seed`` (nothing for a plain one)."""
+    if not source.drawn:
+        return ()
+    pools = {c: study.task_specs[c.task].split_ids("train") for c, _ in source.parts}
+    return tuple((c, tuple(ids)) for c, ids in draw_items(source, pools, seed).items())
 
 
 @dataclass
@@ -123,11 +152,19 @@ def run_training(job: TrainJob, adapter_dir: Path, progress: bool = True) -> Tra
     from transferlab.training import train_adapter
 
     refs = dict(job.task_refs)
-    train, validation = [], []
-    for cell, _weight in job.source.parts:  # config admits single cells only, for now
+    drawn = dict(job.items)
+    train, validation, parts = [], [], []
+    for cell, _weight in job.source.parts:
         task = get_task(refs[cell.task])
-        train += task.train_examples(cell.language, "train")[: job.items_per_source]
-        validation += task.train_examples(cell.language, "validation")[: job.validation_items]
+        pool = task.train_examples(cell.language, "train")
+        if job.source.drawn:  # the planned IDs, in pool order
+            ids = set(drawn[cell])
+            train += [e for e in pool if e.doc_id in ids]
+        else:
+            train += pool[: job.items_per_source]
+        held_out = task.train_examples(cell.language, "validation")[: job.validation_items]
+        validation += held_out
+        parts += [str(cell)] * len(held_out)
     loaded = load_planned_model(job.model, "float32", job.device)
     outcome = train_adapter(
         loaded,
@@ -138,6 +175,8 @@ def run_training(job: TrainJob, adapter_dir: Path, progress: bool = True) -> Tra
         job.seed,
         job.provenance,
         progress=progress,
+        # One part is the single-cell case: its validation loss is the overall one.
+        validation_parts=parts if len(job.source.parts) > 1 else None,
     )
     return TrainResult(Path(outcome.adapter_dir), outcome.adapter_hash, outcome.metadata)
 
@@ -152,9 +191,12 @@ class TrainKind:
         """Return one training per (model, seed, source), in that order."""
         study = context.study
         return [
-            plan_training(study, model, source, seed, context.task_hashes, context.versions)
+            plan_training(
+                study, model, source, seed, context.task_hashes, context.versions, variant
+            )
             for model in context.models
             for seed in study.seeds
+            for variant in study.training_variants
             for source in study.source_list
         ]
 

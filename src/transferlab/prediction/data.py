@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from transferlab.analysis.bootstrap import _paired_differences
+from transferlab.analysis.bootstrap import paired_differences
 from transferlab.analysis.schema import CELL_KEYS, ResultsTable
 from transferlab.errors import UserError
 from transferlab.grid import regime_of
@@ -48,6 +48,7 @@ def prediction_frame(
     """
     table = table.for_metric(metric)
     column = table.metric_column(metric)
+    table = table.single_cell()  # predictions fill the grid of single-cell sources
     cells = table.cells
     se_column = column.removesuffix("_mean") + "_se"
     measured = cells[list(CELL_KEYS)].assign(
@@ -88,7 +89,7 @@ def prediction_frame(
 def item_se(items: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Return per cell the SE (pp) of its Δ over items: SD of the paired differences / √n."""
     column = "correct_norm" if metric.startswith("delta_score_norm") else "correct"
-    paired = _paired_differences(items, column)
+    paired = paired_differences(items, column)
     groups = paired.groupby(list(CELL_KEYS), sort=False)["difference"]
     se = 100 * groups.std(ddof=1) / np.sqrt(groups.count())
     return se.rename("item_se").reset_index()

@@ -20,6 +20,7 @@ from transferlab.report.breakdowns import (
     task_group_roles_blocks,
 )
 from transferlab.report.document import Section
+from transferlab.report.mixtures import mixtures_section
 from transferlab.report.render import render_html
 from transferlab.report.sections import (
     Context,
@@ -108,6 +109,7 @@ def render_report(
     sections = [
         summary,
         regimes_section(context),
+        *filter(None, [mixtures_section(context, figures)]),
         heatmaps_section(context, figures),
         matrices_section(context),
         roles,

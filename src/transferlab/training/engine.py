@@ -62,7 +62,10 @@ def _plan(
     settings: TrainSettings,
     seed: int,
     where: str,
+    validation_parts: Sequence[str] | None = None,
 ) -> _Plan:
+    if validation_parts is not None and len(validation_parts) != len(validation):
+        raise ValueError("validation_parts needs one part name per validation example")
     if len(train) < settings.min_train_items:
         raise UserError(
             where,
@@ -76,17 +79,18 @@ def _plan(
         loaded.model, settings.target_modules, f"target_modules (model {loaded.ref})"
     )
     data_hash = data_fingerprint(train_enc, val_enc)
-    run_key = fingerprint(
-        {
-            "settings": settings.model_dump(mode="json"),
-            "seed": seed,
-            "model_hash": loaded.model_hash,
-            "data": data_hash,
-            "targets": targets,
-            "device": loaded.device,
-            "weights_dtype": loaded.dtype,
-        }
-    )
+    identity = {
+        "settings": settings.model_dump(mode="json"),
+        "seed": seed,
+        "model_hash": loaded.model_hash,
+        "data": data_hash,
+        "targets": targets,
+        "device": loaded.device,
+        "weights_dtype": loaded.dtype,
+    }
+    if validation_parts is not None:  # per-part losses are recorded: another run's checkpoint
+        identity["validation_parts"] = list(validation_parts)
+    run_key = fingerprint(identity)
     pad_id = next(
         (int(t) for t in (tokenizer.pad_token_id, tokenizer.eos_token_id) if t is not None),
         0,  # padded positions are masked out and never read
@@ -160,8 +164,12 @@ def train_adapter(
     seed: int = 42,
     provenance: dict[str, Any] | None = None,
     progress: bool = True,
+    validation_parts: Sequence[str] | None = None,
 ) -> TrainOutcome:
     """Return the LoRA adapter trained on ``train`` (best validation epoch), written to ``out_dir``.
+
+    ``validation_parts`` names each validation example's part (a mixture's cell): the
+    validation loss is then also recorded per part, and the best epoch chosen on the overall.
 
     Resumes from ``<out_dir>.partial/`` when an identical run was interrupted; returns the
     existing adapter when ``out_dir`` already holds this exact run. ``loaded.model`` is left
@@ -173,7 +181,7 @@ def train_adapter(
     out_dir = Path(out_dir)
     provenance = dict(provenance or {})
     where = str(provenance.get("source") or "training data")
-    plan = _plan(loaded, train, validation, settings, seed, where)
+    plan = _plan(loaded, train, validation, settings, seed, where, validation_parts)
     existing = read_metadata(out_dir) if out_dir.is_dir() else None
     if (
         existing
@@ -201,6 +209,7 @@ def train_adapter(
             state = fit(
                 peft_model, loss, plan.train, plan.validation, settings, seed, plan.pad_id,
                 optimizer, scheduler, state, checkpoints.save, show_progress=progress,
+                validation_parts=validation_parts,
             )  # fmt: skip
         except NonFiniteLoss as error:
             checkpoints.tick(state)

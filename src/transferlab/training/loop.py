@@ -93,10 +93,10 @@ class ScoredLoss:
         return F.cross_entropy(logits.float(), batch["targets"], reduction="sum")
 
 
-def evaluate(
+def _loss_totals(
     loss: ScoredLoss, model: Any, examples: Sequence[EncodedExample], batch_size: int, pad_id: int
-) -> float:
-    """Return the mean token cross-entropy over all loss tokens of ``examples``."""
+) -> tuple[float, int]:
+    """Return the summed token cross-entropy of ``examples`` and its number of loss tokens."""
     import torch
 
     was_training = model.training
@@ -109,7 +109,36 @@ def evaluate(
             total += float(loss.loss_sum(batch))
             n_tokens += len(batch["targets"])
     model.train(was_training)
+    return total, n_tokens
+
+
+def evaluate(
+    loss: ScoredLoss, model: Any, examples: Sequence[EncodedExample], batch_size: int, pad_id: int
+) -> float:
+    """Return the mean token cross-entropy over all loss tokens of ``examples``."""
+    total, n_tokens = _loss_totals(loss, model, examples, batch_size, pad_id)
     return total / max(n_tokens, 1)
+
+
+def evaluate_parts(
+    loss: ScoredLoss,
+    model: Any,
+    examples: Sequence[EncodedExample],
+    parts: Sequence[str],
+    batch_size: int,
+    pad_id: int,
+) -> tuple[float, dict[str, float]]:
+    """Return the mean token cross-entropy over all of ``examples`` and per part.
+
+    The overall loss pools every part's tokens, as one validation set of the parts would.
+    """
+    totals: dict[str, tuple[float, int]] = {}
+    for part in dict.fromkeys(parts):
+        subset = [e for e, p in zip(examples, parts, strict=True) if p == part]
+        totals[part] = _loss_totals(loss, model, subset, batch_size, pad_id)
+    total = sum(t for t, _ in totals.values())
+    n_tokens = sum(n for _, n in totals.values())
+    return total / max(n_tokens, 1), {p: t / max(n, 1) for p, (t, n) in totals.items()}
 
 
 def steps_per_epoch(n_examples: int, settings: TrainSettings) -> int:
@@ -171,8 +200,12 @@ def fit(
     progress: Progress,
     on_epoch_end: Callable[[Progress, bool], None],
     show_progress: bool = True,
+    validation_parts: Sequence[str] | None = None,
 ) -> Progress:
     """Train from ``progress`` to the end; calls ``on_epoch_end(progress, improved)`` per epoch.
+
+    With ``validation_parts`` (one name per validation example, a mixture's parts) the epoch's
+    validation loss is also recorded per part; the best epoch is chosen on the overall loss.
 
     Raises NonFiniteLoss as soon as a step's loss is NaN or infinite (nothing of it applied).
     """
@@ -235,7 +268,13 @@ def fit(
                     _log_window(progress, window_losses, per_epoch, scheduler)
             # Close the window at the epoch's end, so a resumed run logs the same steps.
             _log_window(progress, window_losses, per_epoch, scheduler)
-            val_loss = evaluate(loss, model, validation, settings.eval_batch_size, pad_id)
+            part_losses = None
+            if validation_parts is not None:
+                val_loss, part_losses = evaluate_parts(
+                    loss, model, validation, validation_parts, settings.eval_batch_size, pad_id
+                )
+            else:
+                val_loss = evaluate(loss, model, validation, settings.eval_batch_size, pad_id)
             if not math.isfinite(val_loss) and validation:
                 raise NonFiniteLoss(f"validation loss is {val_loss} after epoch {epoch + 1}")
             progress.epochs_done = epoch + 1
@@ -245,6 +284,7 @@ def fit(
                     "step": progress.global_step,
                     "train_loss": sum(epoch_losses) / max(len(epoch_losses), 1),
                     "val_loss": val_loss if validation else None,
+                    **({"val_loss_parts": part_losses} if part_losses is not None else {}),
                 }
             )
             improved = (
