@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -74,8 +74,12 @@ def render_report(
     result: AnalysisResult,
     run_info: RunInfo | Mapping[str, Any] | None,
     name: str,
+    extra: Sequence[Section] = (),
 ) -> str:
-    """Return the HTML report of an analysed table; ``name`` titles it when run_info has none."""
+    """Return the HTML report of an analysed table; ``name`` titles it when run_info has none.
+
+    ``extra`` sections (an active study's prediction) come before the problems section.
+    """
     if isinstance(run_info, RunInfo):
         run_info = run_info.as_dict()
     run_info = dict(run_info) if run_info is not None else None
@@ -115,6 +119,7 @@ def render_report(
         variance_section(context),
         consistency_section(context),
         harm,
+        *extra,
         problems,
     ]
     title = str((run_info or {}).get("study") or name)
