@@ -80,6 +80,9 @@ def test_an_active_study_trains_rounds_up_to_its_budget_and_reports_them(tmp_pat
     assert "observed rows (trained and fitted)</dt><dd>5<" in html
     assert "predicted rows</dt><dd>1<" in html
     assert "No error curve" in html  # nothing is measured beyond the picks
+    from transferlab.report import build_report
+
+    assert "observed rows (trained and fitted)</dt><dd>5<" in build_report(out)
 
     # the same study again: nothing to train, the same picks
     again = run_study(study, progress=False)

@@ -66,7 +66,24 @@ def build_report(
     if task_groups is None:
         task_groups = ((run_info or {}).get("config") or {}).get("task_groups") or {}
     result = run_analysis(table, metric, task_groups=task_groups)
-    return render_report(table, result, run_info, source.name)
+    folder = source if source.is_dir() else source.parent
+    return render_report(table, result, run_info, source.name, _active_sections(folder, table))
+
+
+def _active_sections(folder: Path, table: ResultsTable) -> list[Section]:
+    """Return the prediction section of an active study's run directory (else nothing)."""
+    import json
+
+    from transferlab.report.prediction import prediction_section
+
+    record = folder / "active.json"
+    config = (read_run_info(folder) or {}).get("config") or {}
+    sources = config.get("sources")
+    if not record.is_file() or not isinstance(sources, dict) or "active" not in sources:
+        return []
+    rounds = json.loads(record.read_text(encoding="utf-8"))["rounds"]
+    picks = [[(p["model"], p["source"]) for p in entry["picks"]] for entry in rounds]
+    return [prediction_section(table, picks, sources["active"])]
 
 
 def render_report(
