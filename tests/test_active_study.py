@@ -185,6 +185,15 @@ def test_the_error_curve_uses_sources_measured_beyond_the_picks(tmp_path, tiny_m
     assert summary.curve["check_mae"].iloc[-1] == pytest.approx(last)
 
 
+def test_the_study_names_every_predictor_method():
+    from typing import get_args
+
+    from transferlab.config import ActiveSettings
+    from transferlab.prediction.methods import METHODS
+
+    assert get_args(ActiveSettings.model_fields["method"].annotation) == tuple(METHODS)
+
+
 @pytest.mark.parametrize(
     ("active", "message"),
     [

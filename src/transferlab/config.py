@@ -74,7 +74,7 @@ class ActiveSettings(_Section):
     strategy: Literal["uncertainty", "greedy", "random"] = "uncertainty"
     targets: list[str] = Field([], description="greedy: the task:language cells to help")
     initial: int | None = Field(None, gt=0, description="the first spread (null: batch, ≥ 3)")
-    method: Literal["regime_target", "additive", "completion", "lowrank"] = "completion"
+    method: Literal["regime_target", "additive", "completion", "lowrank", "stacked"] = "completion"
     seed: int = 0
 
     @property
