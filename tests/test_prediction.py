@@ -133,6 +133,44 @@ def test_penalised_methods_are_the_ridge_solution(small, name):
     assert np.allclose(methods.METHODS[name](design, observed), expected, atol=1e-6)
 
 
+def test_hierarchical_is_the_ridge_solution_with_source_task_and_language_effects(small):
+    design = make_design(small)
+    observed = random_splits(source_rows(design), 0.5, 1, seed=2, min_observed=3)[0][design.row]
+    parts = [(design.codes(c), None) for c in methods.HIERARCHICAL]
+    shrinks = [methods.SHRINK] * len(parts)
+    shrinks[methods.HIERARCHICAL.index(("model", "source_task", "source_language"))] = (
+        methods.ROW_SHRINK
+    )
+    expected = _ridge_by_hand(small["delta"].to_numpy(float), observed, parts, shrinks)
+    assert np.allclose(methods.predict_hierarchical(design, observed), expected, atol=1e-6)
+
+
+def test_stacked_blends_hierarchical_and_lowrank_and_never_reads_hidden_rows(small):
+    design = make_design(small)
+    observed = random_splits(source_rows(design), 0.5, 1, seed=4, min_observed=3)[0][design.row]
+    stacked = methods.predict_stacked(design, observed)
+    near = methods.predict_hierarchical(design, observed)
+    far = methods.predict_lowrank(design, observed)
+    weights = [
+        w for w in methods.WEIGHTS if np.allclose(stacked, near + w * (far - near), atol=1e-8)
+    ]
+    assert weights, "stacked is hierarchical + w × (lowrank − hierarchical) for a w of the grid"
+    # the hidden rows' measured Δ play no part: scrambling them changes nothing
+    scrambled = small.assign(delta=np.where(observed, small["delta"], -small["delta"] + 7.0))
+    again = methods.predict_stacked(make_design(scrambled), observed)
+    assert np.allclose(again, stacked)
+
+
+def test_inner_folds_hold_out_each_observed_row_once_per_model(small):
+    design = make_design(small)
+    observed = random_splits(source_rows(design), 0.5, 1, seed=4, min_observed=3)[0][design.row]
+    folds = methods.inner_folds(design, observed)
+    rows = np.concatenate(folds)
+    assert sorted(rows) == sorted(np.unique(design.row[observed]))  # each observed row once
+    # 3 of 6 sources observed per model: one row per fold, each fold has one row of each model
+    assert all(len(f) == 2 for f in folds) and len(folds) == 3
+
+
 def test_soft_impute_is_a_fixed_point_of_singular_value_shrinkage():
     rng = np.random.default_rng(0)
     matrix = rng.normal(size=(8, 3)) @ rng.normal(size=(3, 12)) + rng.normal(0, 0.1, (8, 12))

@@ -76,6 +76,30 @@ class ExecutorSettings(_Section):
     )
 
 
+class ActiveSettings(_Section):
+    """An active study: train a spread of sources, then batches chosen by a refitted predictor."""
+
+    budget: int = Field(gt=0, description="sources trained per model in all")
+    batch: int = Field(gt=0, description="sources per model chosen after each refit")
+    strategy: Literal["uncertainty", "greedy", "random"] = "uncertainty"
+    targets: list[str] = Field([], description="greedy: the task:language cells to help")
+    initial: int | None = Field(None, gt=0, description="the first spread (null: batch, ≥ 3)")
+    method: Literal["regime_target", "additive", "completion", "lowrank", "stacked"] = "completion"
+    seed: int = 0
+
+    @property
+    def first(self) -> int:
+        """Return how many sources per model the first spread trains."""
+        # the predictor's folds need a few trained sources before a refit says anything
+        return self.initial if self.initial is not None else min(max(self.batch, 3), self.budget)
+
+
+class ActiveSources(_Section):
+    """``sources: {active: {...}}``: every cell is a candidate, the loop picks which to train."""
+
+    active: ActiveSettings
+
+
 class Study(_Section):
     """A whole study: the grid, the recipe, the evaluation and where it runs."""
 
@@ -83,7 +107,7 @@ class Study(_Section):
     models: list[ModelSpec] = Field(min_length=1)
     tasks: list[str] = Field(min_length=1)
     languages: list[str] = Field(min_length=1)
-    sources: Literal["all"] | list[str | MixtureSpec | dict[str, float]] = "all"
+    sources: Literal["all"] | list[str | MixtureSpec | dict[str, float]] | ActiveSources = "all"
     mixtures: list[MixtureSweep] = Field([], description="sweeps of mixture sources")
     seeds: list[int] = Field([17, 42, 101], min_length=1)
     training: TrainSettings = TrainSettings()
@@ -185,10 +209,15 @@ class Study(_Section):
         return [Cell(task, lang) for task in self.task_specs for lang in self.languages]
 
     @property
+    def active(self) -> ActiveSettings | None:
+        """Return the active loop's settings, or None when the sources are fixed."""
+        return self.sources.active if isinstance(self.sources, ActiveSources) else None
+
+    @property
     def source_list(self) -> list[Source]:
-        """Return the training sources: every cell by default, else those listed, then the
-        sweeps' mixtures (each source once)."""
-        if self.sources == "all":
+        """Return the training sources: every cell by default (and the candidates of an active
+        study), else those listed, then the sweeps' mixtures (each source once)."""
+        if self.sources == "all" or self.active is not None:
             listed = [Source.single(cell) for cell in self.cells]
         else:
             listed = [self._parse_source(entry) for entry in self.sources]
@@ -310,9 +339,27 @@ def _fields_at(loc: tuple) -> list[str]:
     return list(model.model_fields) if model is not None else []
 
 
+def _first_error(error: ValidationError) -> tuple[dict[str, Any], tuple]:
+    """Return the error to show and its location without union branch tags.
+
+    A union (``sources``) reports one error per branch; the one inside a model branch (e.g.
+    ``sources.active.budget``) says what is wrong, the "should be 'all'" ones do not.
+    """
+    errors = error.errors()
+    first = errors[0]
+    for candidate in errors:
+        tags = [p for p in candidate["loc"] if isinstance(p, str) and p[:1].isupper()]
+        if candidate["loc"][:1] == first["loc"][:1] and tags:
+            first = candidate
+            break
+    loc = tuple(
+        p for p in first["loc"] if not (isinstance(p, str) and (p[:1].isupper() or "[" in p))
+    )
+    return first, loc
+
+
 def _user_error(error: ValidationError, path: Path, origin: dict[str, str]) -> UserError:
-    first = error.errors()[0]
-    loc = tuple(first["loc"])
+    first, loc = _first_error(error)
     field = ".".join(str(p) for p in loc) or "study"
     where = origin.get(str(loc[0]), str(path)) if loc else str(path)
     if first["type"] == "extra_forbidden":
@@ -362,7 +409,9 @@ def _check_grid(study: Study) -> None:
         sources = study.source_list
     except ValueError as error:
         raise UserError(where, f"sources: {error}", "write sources as task:language") from None
-    for source in sources if study.sources != "all" else []:
+    if study.active is not None:
+        _check_active(study.active, cells, where)
+    for source in sources if isinstance(study.sources, list) else []:
         for cell, weight in source.parts:
             if cell not in cells:
                 raise UserError(
@@ -381,6 +430,33 @@ def _check_grid(study: Study) -> None:
     if not sources:
         raise UserError(where, "sources: the list is empty", "list at least one task:language")
     study.training_variants  # noqa: B018 -- raises UserError for a bad axis value
+
+
+def _check_active(active: ActiveSettings, cells: set[Cell], where: str) -> None:
+    field = "sources.active"
+    if active.batch > active.budget:
+        raise UserError(where, f"{field}.batch {active.batch} exceeds the budget "
+                        f"{active.budget}", "use batch ≤ budget")  # fmt: skip
+    if active.first > active.budget:
+        raise UserError(where, f"{field}.initial {active.first} exceeds the budget "
+                        f"{active.budget}", "use initial ≤ budget")  # fmt: skip
+    if active.first < 2:
+        raise UserError(where, f"{field}.initial is {active.first}: a refit needs at least 2 "
+                        "trained sources", "use initial ≥ 2")  # fmt: skip
+    if active.budget > len(cells):
+        raise UserError(where, f"{field}.budget {active.budget} exceeds the {len(cells)} cells "
+                        "of the grid", f"use budget ≤ {len(cells)}")  # fmt: skip
+    for entry in active.targets:
+        try:
+            cell = Cell.parse(entry)
+        except ValueError:
+            cell = None
+        if cell not in cells:
+            raise UserError(where, f"{field}.targets: {entry!r} is not a cell of the grid",
+                            "name targets as task:language of the study")  # fmt: skip
+    if active.strategy == "greedy" and not active.targets:
+        raise UserError(where, f"{field}.strategy greedy needs targets",
+                        "add targets: [task:language, ...]")  # fmt: skip
 
 
 def _check_model_ref(ref: str, where: str) -> None:

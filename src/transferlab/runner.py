@@ -25,6 +25,7 @@ from transferlab.status import job_counts, job_time, study_status
 from transferlab.store import Store
 
 if TYPE_CHECKING:
+    from transferlab.active_study import ActiveRun
     from transferlab.analysis import AnalysisResult, ResultsTable
 
 __all__ = ["RunOutcome", "check_output_dir", "failure_reason", "run_study", "study_status"]
@@ -119,6 +120,15 @@ class _Driver:
         jobs = [j for kind in KINDS.values() for j in kind.todo(self.plan, self.store, exhausted)]
         return sorted(jobs, key=lambda j: j.priority)  # stable: plan order within a priority
 
+    def extend(self, plan: Plan) -> None:
+        """Take over ``plan`` (a later round of an active study), counting its jobs in the bar."""
+        self.plan = plan
+        if self.bar is not None:
+            self.bar.total = self.bar.n + sum(
+                k.outstanding(plan, self.store) for k in KINDS.values()
+            )
+            self.bar.refresh()
+
     def run(self) -> None:
         """Run rounds of ready jobs until none is left."""
         previous: set[str] = set()
@@ -129,6 +139,9 @@ class _Driver:
                 break
             previous = keys
             self._drain(jobs)
+
+    def close(self) -> None:
+        """Close the progress bar."""
         if self.bar is not None:
             self.bar.close()
 
@@ -242,21 +255,45 @@ def _export(
     return _Results(table, analysis, summary)
 
 
-def _report(results: _Results, info: RunInfo, out: Path) -> str:
+def _report(results: _Results, info: RunInfo, out: Path, active: ActiveRun | None) -> str:
     from transferlab.report import render_report, write_html
 
-    html = render_report(results.table, results.analysis, info, out.name)
+    extra = []
+    if active is not None:
+        from transferlab.report.prediction import prediction_section
+
+        extra.append(prediction_section(results.table, active.rounds, active.settings.model_dump()))
+    html = render_report(results.table, results.analysis, info, out.name, extra)
     write_html(html, out / "report.html")
     return str(out / "report.html")
 
 
-def _execute(plan: Plan, store: Store, executor: Executor, retries: int, progress: bool) -> _Driver:
+def _execute(
+    study: Study, plan: Plan, store: Store, executor: Executor, progress: bool
+) -> tuple[_Driver, Plan, ActiveRun | None]:
+    """Run the plan's jobs (an active study: round by round); return what ran and the plan run."""
+    active = None
     try:
-        driver = _Driver(plan, store, executor, retries, progress)
-        driver.run()
+        if study.active is None:
+            driver = _Driver(plan, store, executor, study.executor.retries, progress)
+            driver.run()
+        else:
+            from transferlab.active_study import restrict, run_active
+
+            driver = _Driver(
+                restrict(plan, set()), store, executor, study.executor.retries, progress
+            )
+
+            def execute(round_plan: Plan) -> None:
+                driver.extend(round_plan)
+                driver.run()
+
+            active = run_active(plan, store, study.active, execute)
+            plan = active.plan
+        driver.close()
     finally:
         executor.close()
-    return driver
+    return driver, plan, active
 
 
 def run_study(
@@ -286,7 +323,7 @@ def run_study(
         executor.close()
         raise
     try:
-        driver = _execute(plan, store, executor, config.executor.retries, progress)
+        driver, plan, active = _execute(config, plan, store, executor, progress)
         timings.update({f"{kind}_s": round(s, 3) for kind, s in driver.wall.items()})
         if config.executor.kind == "local":
             timings.update({f"{kind}_cpu_s": round(s, 3) for kind, s in driver.cpu.items()})
@@ -306,7 +343,7 @@ def run_study(
 
         results = _export(plan, store, out, config.task_groups)
         # The report's run facts are those before the analysis: its own time is not known yet.
-        report = _report(results, info(), out) if results is not None else ""
+        report = _report(results, info(), out, active) if results is not None else ""
         timings["analysis_s"] = round(time.perf_counter() - t1, 3)
         write_json(info().as_dict(), out / "run_info.json")
     finally:

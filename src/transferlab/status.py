@@ -78,15 +78,20 @@ def study_status(
         plan = plan_study(config)
     except NotPrepared as missing:  # status never converts: nothing of this model can have run
         return f"Study {config.name} ({out}): model {missing}"
+    active = ""
+    if config.active is not None:  # what the recorded rounds (or the first spread) train
+        from transferlab.active_study import recorded_plan
+
+        plan, active = recorded_plan(plan, out, config.active)
     store = Store.open_existing(out)
     if store is None:
         pending = " and ".join(f"{k.outstanding(plan, None)} {k.title}" for k in KINDS.values())
-        return f"Study {config.name} ({out}): nothing run yet — {pending} job(s) pending"
+        return f"Study {config.name} ({out}): nothing run yet — {pending} job(s) pending{active}"
     try:
         t = tally(plan, store)
     finally:
         store.close()
-    lines = [f"Study {config.name} ({out})"]
+    lines = [f"Study {config.name} ({out}){active}"]
     lines += [f"  {k.line}" for k in t.kinds.values()]
     lines += [f"  running: {r['label']} (held by {r['owner']})" for r in t.running]
     lines += [

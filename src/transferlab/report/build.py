@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -67,7 +67,24 @@ def build_report(
     if task_groups is None:
         task_groups = ((run_info or {}).get("config") or {}).get("task_groups") or {}
     result = run_analysis(table, metric, task_groups=task_groups)
-    return render_report(table, result, run_info, source.name)
+    folder = source if source.is_dir() else source.parent
+    return render_report(table, result, run_info, source.name, _active_sections(folder, table))
+
+
+def _active_sections(folder: Path, table: ResultsTable) -> list[Section]:
+    """Return the prediction section of an active study's run directory (else nothing)."""
+    import json
+
+    from transferlab.report.prediction import prediction_section
+
+    record = folder / "active.json"
+    config = (read_run_info(folder) or {}).get("config") or {}
+    sources = config.get("sources")
+    if not record.is_file() or not isinstance(sources, dict) or "active" not in sources:
+        return []
+    rounds = json.loads(record.read_text(encoding="utf-8"))["rounds"]
+    picks = [[(p["model"], p["source"]) for p in entry["picks"]] for entry in rounds]
+    return [prediction_section(table, picks, sources["active"])]
 
 
 def render_report(
@@ -75,8 +92,12 @@ def render_report(
     result: AnalysisResult,
     run_info: RunInfo | Mapping[str, Any] | None,
     name: str,
+    extra: Sequence[Section] = (),
 ) -> str:
-    """Return the HTML report of an analysed table; ``name`` titles it when run_info has none."""
+    """Return the HTML report of an analysed table; ``name`` titles it when run_info has none.
+
+    ``extra`` sections (an active study's prediction) come before the problems section.
+    """
     if isinstance(run_info, RunInfo):
         run_info = run_info.as_dict()
     run_info = dict(run_info) if run_info is not None else None
@@ -117,6 +138,7 @@ def render_report(
         variance_section(context),
         consistency_section(context),
         harm,
+        *extra,
         problems,
     ]
     title = str((run_info or {}).get("study") or name)
