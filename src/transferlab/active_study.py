@@ -46,8 +46,12 @@ def restrict(plan: Plan, keep: set[Pick]) -> Plan:
     """Return `plan` with only the trainings (and their evaluation units) of `keep`."""
     jobs = [j for j in plan.train_jobs if (j.model.name, str(j.source)) in keep]
     states = {j.key for j in jobs}
-    units = [u for u in plan.units if u.state == BASE or u.state in states]
-    return dataclasses.replace(plan, train_jobs=jobs, units=units)
+    # Every other kind's work on a model state (evaluation units, ...) follows its training.
+    work = {
+        kind: [x for x in items if getattr(x, "state", BASE) == BASE or x.state in states]
+        for kind, items in plan.work.items()
+    }
+    return dataclasses.replace(plan, work={**work, "train": jobs})
 
 
 def candidate_rows(plan: Plan) -> pd.DataFrame:
