@@ -16,6 +16,7 @@ import pandas as pd
 
 from transferlab.analysis.bootstrap import ITEM_COLUMNS as ITEM_SCHEMA
 from transferlab.analysis.columns import PER_SEED_COLUMNS as PER_SEED_SCHEMA
+from transferlab.analysis.columns import VARIANT_KEYS
 from transferlab.fileio import replaced
 from transferlab.grid import BASE, Source, source_regime
 from transferlab.plan import Plan
@@ -27,9 +28,38 @@ PER_SEED_COLUMNS = list(PER_SEED_SCHEMA)
 ITEM_COLUMNS = list(ITEM_SCHEMA)
 
 
+def training_variants(plan: Plan) -> dict[str, dict[str, Any]]:
+    """Return per training key its values of the variant columns the plan varies (method,
+    lora_r; a full fine-tune has no rank): empty dicts when every training is alike.
+
+    The columns exist only where they tell rows apart, so the tables of a study that does not
+    vary its training keep their layout byte for byte.
+    """
+    values = {
+        job.key: {
+            "method": job.settings.method,
+            "lora_r": job.settings.lora_r if job.settings.method == "lora" else None,
+        }
+        for job in plan.train_jobs
+    }
+    varied = [c for c in VARIANT_KEYS if len({v[c] for v in values.values()}) > 1]
+    return {key: {c: v[c] for c in varied} for key, v in values.items()}
+
+
+def _variant_columns(variants: dict[str, dict[str, Any]]) -> list[str]:
+    return list(next(iter(variants.values()), {}))
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    if "lora_r" in frame.columns:  # whole numbers, blank for a full fine-tune
+        frame["lora_r"] = frame["lora_r"].astype("Int64")
+    return frame
+
+
 def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
-    """Return one row per (model, source, seed, target) whose adapter and base are scored."""
+    """Return one row per (model, source, seed, target[, variant]) whose adapter and base are scored."""
     trainings = {job.key: job for job in plan.train_jobs}
+    variants = training_variants(plan)
     models = {m.name: m for m in plan.models}
     base = {
         (u.model, u.cell): scores[u.key] for u in plan.units if u.state == BASE and u.key in scores
@@ -75,9 +105,10 @@ def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
                 "versions": versions,
                 "source": source.label,
                 "source_parts": source.parts_text(),
+                **variants[unit.state],
             }
         )
-    return pd.DataFrame(rows, columns=PER_SEED_COLUMNS)
+    return _typed(pd.DataFrame(rows, columns=PER_SEED_COLUMNS + _variant_columns(variants)))
 
 
 def _source_keys(source: Source) -> tuple[str, str]:
@@ -95,6 +126,8 @@ def item_frames(plan: Plan, store: Store) -> Iterator[pd.DataFrame]:
     """Yield the per-item correctness of every scored unit of the plan, one frame per unit."""
     trainings = {job.key: job for job in plan.train_jobs}
     units = {u.key: u for u in plan.units}
+    variants = training_variants(plan)
+    blank = dict.fromkeys(_variant_columns(variants))
     for key, items in store.items(u.key for u in plan.units):
         unit = units[key]
         if unit.state == BASE:
@@ -103,7 +136,7 @@ def item_frames(plan: Plan, store: Store) -> Iterator[pd.DataFrame]:
             task, language = _source_keys(trainings[unit.state].source)
             seed = unit.seed
         metrics = items["metrics"]
-        yield pd.DataFrame(
+        frame = pd.DataFrame(
             {
                 "model_name": unit.model,
                 "seed": seed,
@@ -114,8 +147,10 @@ def item_frames(plan: Plan, store: Store) -> Iterator[pd.DataFrame]:
                 "doc_id": items["doc_id"],
                 "correct": metrics[plan.primary[unit.cell.task]],
                 "correct_norm": metrics[plan.headline[unit.cell.task]],
+                **variants.get(unit.state, blank),
             }
         )
+        yield _typed(frame)
 
 
 def write_items(frames: Iterable[pd.DataFrame], file: Path) -> int:
@@ -123,10 +158,15 @@ def write_items(frames: Iterable[pd.DataFrame], file: Path) -> int:
     n = 0
     # Written frame by frame: a stream of frames need not be held at once.
     with replaced(file) as tmp, gzip.open(tmp, "wt", encoding="utf-8", newline="") as out:
-        pd.DataFrame(columns=ITEM_COLUMNS).to_csv(out, index=False)
+        header = False
         for frame in frames:
+            if not header:  # the frames' columns: the item schema, plus any variant columns
+                pd.DataFrame(columns=frame.columns).to_csv(out, index=False)
+                header = True
             frame.to_csv(out, index=False, header=False)
             n += len(frame)
+        if not header:
+            pd.DataFrame(columns=ITEM_COLUMNS).to_csv(out, index=False)
     return n
 
 

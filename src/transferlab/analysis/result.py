@@ -7,6 +7,13 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from transferlab.analysis.ablations import (
+    ablation_tables,
+    reference_items,
+    reference_rows,
+    varies_training,
+)
+from transferlab.analysis.ablations import reference_rank as choose_reference_rank
 from transferlab.analysis.bootstrap import cell_ci
 from transferlab.analysis.consistency import consistency_summary, source_consistency
 from transferlab.analysis.distance import distance_correlation, distance_pairs
@@ -51,6 +58,8 @@ class AnalysisResult:
     n_boot: int = 1000
     seed: int = 0
     task_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # the LoRA rank of the reference variant where the training varies (None otherwise)
+    reference_rank: int | None = None
 
 
 def run_analysis(
@@ -61,6 +70,7 @@ def run_analysis(
     distances: pd.DataFrame | None = None,
     task_groups: Mapping[str, Iterable[str]] | None = None,
     language_families: Mapping[str, str] | None = None,
+    reference_rank: int | None = None,
 ) -> AnalysisResult:
     """Return every analysis table of `table` on the Δ column `metric` (None: headline).
 
@@ -72,9 +82,14 @@ def run_analysis(
     `task_groups` ({name: tasks}) also mtcl_by_task_group, roles_language_by_task_group,
     donor_correlation_by_task_group and each group's subsets in variance.
     `language_families` maps languages to families (default: the reference study's).
+    A table that varies the training (``method`` / ``lora_r`` columns) also gets
+    ablation_rank and ablation_method (``ablations.py``); its other tables describe the
+    reference variant only (LoRA at ``reference_rank``, default r = 32, else its smallest rank).
     """
     column = table.metric_column(metric)
-    cells = table.cells
+    reference = reference_rows(table.cells, reference_rank)
+    cells = table.cells[reference]
+    items = reference_items(table.items, cells)
     tasks = set(cells["source_task"]) | set(cells["target_task"])
     groups = check_task_groups(task_groups or {}, tasks, f"{table.where}: task groups")
     per_source = source_consistency(cells, column)
@@ -98,8 +113,9 @@ def run_analysis(
         "harm": harm_breakdown(cells, column),
         "matrix_language": language_matrix(cells, column),
         "matrix_task": task_matrix(cells, column),
-        "cell_ci": cell_ci(table.items, column, n_boot=n_boot, seed=seed),
+        "cell_ci": cell_ci(items, column, n_boot=n_boot, seed=seed),
         "models": table.models,
+        **ablation_tables(table.cells, column, reference_rank),
     }
     if groups:
         by_group = roles_by_task_group(cells, column, groups)
@@ -110,4 +126,9 @@ def run_analysis(
         pairs = distance_pairs(cells, column, distances)
         tables["distance_pairs"] = pairs
         tables["distance_correlation"] = distance_correlation(pairs)
-    return AnalysisResult(column, tables, table.where, table.holes, n_boot, seed, groups)
+    chosen = (
+        choose_reference_rank(table.cells, reference_rank)[0]
+        if varies_training(table.cells)
+        else None
+    )
+    return AnalysisResult(column, tables, table.where, table.holes, n_boot, seed, groups, chosen)
