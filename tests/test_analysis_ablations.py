@@ -92,6 +92,8 @@ def test_without_r32_the_smallest_rank_is_the_reference_and_the_table_says_so(ce
     assert "no r = 32" in table["reference_note"].iloc[0]
     assert table.loc[64, "pearson_with_reference"] == pytest.approx(-1.0)
     assert reference_rank(cells, 8) == (8, "r = 8, as asked")
+    rank, note = reference_rank(cells, 128)  # a rank the table lacks: the default rule
+    assert rank == 32 and note.startswith("r = 128 was asked for") and "reference study" in note
 
 
 def test_full_against_lora_pairs_only_the_cells_both_trained(cells):

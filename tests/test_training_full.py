@@ -125,6 +125,42 @@ def test_a_full_state_of_another_base_is_refused(full_run, tiny_model_dir):
         score(other, [ModelState.for_adapter(full_run[0].adapter_dir)], {}, progress=False)
 
 
+class Crash(Exception):
+    """Stands for the process dying in the middle of a step."""
+
+
+def test_a_killed_full_run_resumes_to_the_uninterrupted_bytes(loaded, full_run, tmp_path):
+    from transferlab.training import partial_dir
+
+    outcome, base = full_run
+    out = tmp_path / "state"
+    calls = {"n": 0}
+
+    def crash_on_fourth_training_forward(module, args, output):
+        calls["n"] += module.training
+        if calls["n"] >= 4:  # epoch 2 of 2 steps each: after the first epoch's checkpoint
+            raise Crash("killed")
+        return output
+
+    hook = loaded.model.get_input_embeddings().register_forward_hook(
+        crash_on_fourth_training_forward
+    )
+    try:
+        with pytest.raises(Crash):
+            train_adapter(loaded, TRAIN, VALIDATION, out, FULL, 17, progress=False)
+    finally:
+        hook.remove()
+    assert not out.exists() and (partial_dir(out) / "checkpoint.pt").exists()
+    for name, p in loaded.model.named_parameters():  # a crash gives the base back too
+        assert torch.equal(p, base[name]), name
+    resumed = train_adapter(loaded, TRAIN, VALIDATION, out, FULL, 17, progress=False)
+    assert resumed.metadata["resumed_from_epoch"] == 1
+    assert resumed.adapter_hash == outcome.adapter_hash
+    assert (out / "model.safetensors").read_bytes() == (
+        outcome.adapter_dir / "model.safetensors"
+    ).read_bytes()
+
+
 def test_the_same_full_run_is_not_trained_twice(loaded, full_run):
     outcome, _ = full_run
     again = train_adapter(loaded, TRAIN, VALIDATION, outcome.adapter_dir, FULL, 17, progress=False)

@@ -74,16 +74,16 @@ def _ranks(cells: pd.DataFrame) -> pd.Series:
 def reference_rank(cells: pd.DataFrame, rank: int | None = None) -> tuple[int | None, str]:
     """Return the rank LoRA variants are compared with, and a note saying how it was chosen."""
     ranks = sorted(int(r) for r in _ranks(cells)[_methods(cells) == "lora"].dropna().unique())
-    if rank is not None:
-        if rank not in ranks:
-            return None, f"r = {rank} was asked for but the table has no rows with it"
+    if rank is not None and rank in ranks:
         return rank, f"r = {rank}, as asked"
+    asked = f"r = {rank} was asked for but the table has no rows with it; " if rank else ""
     if not ranks:
-        return None, "no LoRA rank in the table"
+        return None, f"{asked}no LoRA rank in the table"
     if REFERENCE_RANK in ranks:
-        return REFERENCE_RANK, f"r = {REFERENCE_RANK}, the reference study's rank"
+        return REFERENCE_RANK, f"{asked}r = {REFERENCE_RANK}, the reference study's rank"
     return ranks[0], (
-        f"r = {ranks[0]}: the table has no r = {REFERENCE_RANK}, so its smallest rank is the reference"
+        f"{asked}r = {ranks[0]}: the table has no r = {REFERENCE_RANK}, so its smallest rank "
+        f"is the reference"
     )
 
 
