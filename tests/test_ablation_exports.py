@@ -18,7 +18,8 @@ from transferlab.analysis import run_analysis, table_from_frame
 from transferlab.analysis.bootstrap import items_from_frame
 from transferlab.config import load_study
 from transferlab.exports import PER_SEED_COLUMNS, item_frames, per_seed_table
-from transferlab.plan import plan_study
+from transferlab.jobs.evaluate import run_evaluation
+from transferlab.plan import evaluation_jobs, plan_study
 from transferlab.report.build import render_report
 from transferlab.runner import run_study
 from transferlab.store import Store
@@ -47,10 +48,21 @@ def test_lora_and_full_rows_carry_their_variant_and_are_compared(tmp_path, tiny_
     plan = _joined_plan(plan_study(load_study(lora_path)), plan_study(load_study(full_path)))
     store = Store(out)
     try:
-        frame = per_seed_table(plan, store.scores())
+        scores = store.scores()
+        frame = per_seed_table(plan, scores)
         items = pd.concat(list(item_frames(plan, store)), ignore_index=True)
+        adapters = {k: v[:2] for k, v in store.adapters().items()}
     finally:
         store.close()
+
+    # One evaluation job holding both recipes of each source (what a study varying its
+    # training plans) scores each state as the separate studies did.
+    (job,) = [j for j in evaluation_jobs(plan, done_units=()) if j.seed is not None]
+    assert {u.state for u in job.units} == set(adapters)
+    assert len(set(job.state_names.values())) == 2  # readable names alike: one per source
+    together = run_evaluation(job, adapters, progress=False)
+    for unit in together.scores:
+        assert unit.metrics == scores[unit.unit_key].metrics
     assert list(frame.columns) == [*PER_SEED_COLUMNS, "method", "lora_r"]
     assert len(frame) == 2 * 2 * 2  # two sources × two targets, per method
     by_method = frame.groupby("method")["lora_r"].agg(lambda s: set(s.dropna()))
