@@ -227,3 +227,39 @@ def test_full_with_lora_keys_in_a_study_exits_2_and_writes_nothing(
         "--language", "en", "--out", tmp_path / "t", "--set", "method=full", "--set", "lora_alpha=4",
     )  # fmt: skip
     assert code == 2 and "lora_alpha" in err and not (tmp_path / "t").exists()
+
+
+def test_a_full_state_that_does_not_fit_the_base_names_the_weight(
+    full_run, tiny_model_dir, tmp_path
+):
+    import shutil
+
+    from transferlab.scoring import ModelState, score
+
+    folder = tmp_path / "unrecorded"
+    shutil.copytree(full_run[0].adapter_dir, folder)
+    meta = json.loads((folder / "transferlab.json").read_text())
+    del meta["base_model"]  # no record of the base: the tensors themselves must not fit
+    (folder / "transferlab.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="no such weight|shape"):
+        score(load_model(str(tiny_model_dir)), [ModelState.for_adapter(folder)], {}, progress=False)
+
+
+def test_transferlab_evaluate_scores_a_full_state(
+    full_run, tiny_gemma_dir, tmp_path, monkeypatch, capsys
+):
+    import pandas as pd
+
+    from study_tiny import write_task
+
+    task = write_task(tmp_path / "tasks", "alpha", ["en"], 0)
+    folder = full_run[0].adapter_dir
+    code, out, err = run_cli(
+        monkeypatch, capsys, "evaluate", "--model", tiny_gemma_dir, "--adapter", folder,
+        "--task", task, "--out", tmp_path / "eval", "--dtype", "float32",
+    )  # fmt: skip
+    assert code == 0, err
+    scores = pd.read_csv(tmp_path / "eval" / "scores.csv")
+    assert list(scores["model_state"]) == ["base", folder.name]
+    info = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert full_run[0].adapter_hash in json.dumps(info)

@@ -86,21 +86,13 @@ def _check_full_weights(loaded: LoadedModel, folder: Path) -> None:
     fix = "evaluate it with the base model it was fine-tuned from"
     found: set[str] = set()
     for file in full_weight_files(folder):
-        try:
-            header = read_safetensors_header(file)
-        except (OSError, ValueError) as error:
-            raise UserError(
-                file, f"unreadable safetensors file ({error})", "train it again"
-            ) from error
-        for key, entry in header.items():
-            if key == "__metadata__":
-                continue
+        for key, shape in _tensor_shapes(file).items():
             if key not in params:
                 raise UserError(file, f"{key}: the base model {loaded.ref} has no such weight", fix)
-            if list(entry["shape"]) != list(params[key].shape):
+            if shape != list(params[key].shape):
                 raise UserError(
                     file,
-                    f"{key}: shape {entry['shape']} but {loaded.ref}'s is {list(params[key].shape)}",
+                    f"{key}: shape {shape} but {loaded.ref}'s is {list(params[key].shape)}",
                     fix,
                 )
             found.add(key)
@@ -114,19 +106,20 @@ def _tied_to(param: Any, params: dict[str, Any], found: set[str]) -> bool:
     return any(params[name] is param for name in found)
 
 
+def _tensor_shapes(file: Path) -> dict[str, list[int]]:
+    """Return each tensor's shape from a safetensors header, or raise UserError."""
+    try:
+        header = read_safetensors_header(file)
+    except (OSError, ValueError) as error:
+        raise UserError(file, f"unreadable safetensors file ({error})", "train it again") from error
+    return {k: list(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+
+
 def _check_shapes(loaded: LoadedModel, weights: Path, config: dict[str, Any]) -> None:
     """Raise UserError when the adapter's tensors do not fit the base model's modules."""
-    try:
-        header = read_safetensors_header(weights)
-    except (OSError, ValueError) as error:
-        raise UserError(
-            weights, f"unreadable safetensors file ({error})", "train it again"
-        ) from error
     model = loaded.model
     fix = f"evaluate it with the base model it was trained on ({config.get('base_model_name_or_path', '?')})"
-    for key, entry in header.items():
-        if key == "__metadata__":
-            continue
+    for key, shape in _tensor_shapes(weights).items():
         located = _adapter_module_path(key)
         if located is None:
             continue
@@ -137,7 +130,6 @@ def _check_shapes(loaded: LoadedModel, weights: Path, config: dict[str, Any]) ->
             raise UserError(
                 weights, f"{key}: the base model {loaded.ref} has no module {path!r}", fix
             ) from None
-        shape = entry["shape"]
         in_features = getattr(module, "in_features", None)
         out_features = getattr(module, "out_features", None)
         if in_features is None or len(shape) != 2:
