@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import json
 
 import pandas as pd
 import yaml
 
+from cli_runner import run_cli
 from study_tiny import write_study
 from transferlab.analysis import run_analysis, table_from_frame
 from transferlab.analysis.bootstrap import items_from_frame
@@ -32,7 +34,9 @@ def _joined_plan(*plans):
     return dataclasses.replace(first, train_jobs=trainings, units=list(units.values()))
 
 
-def test_lora_and_full_rows_carry_their_variant_and_are_compared(tmp_path, tiny_model_dir):
+def test_lora_and_full_rows_carry_their_variant_and_are_compared(
+    tmp_path, tiny_model_dir, monkeypatch, capsys
+):
     lora_path = write_study(tmp_path, tiny_model_dir, languages=("en", "de"), tasks=("alpha",))
     raw = yaml.safe_load(lora_path.read_text())
     raw["training"] = {k: v for k, v in raw["training"].items() if not k.startswith("lora_")}
@@ -91,6 +95,15 @@ def test_lora_and_full_rows_carry_their_variant_and_are_compared(tmp_path, tiny_
     # the main tables read the LoRA rows only: the regime table counts each cell once
     assert result.tables["regimes"].set_index("regime").loc["MT-ML", "n"] == 2
     assert len(result.tables["cell_ci"]) == 4
+    code, _, err = run_cli(
+        monkeypatch, capsys, "analyze", tmp_path / "per_seed.csv", "--out", tmp_path / "a"
+    )
+    assert code == 0, err
+    written = pd.read_csv(tmp_path / "a" / "ablation_method.csv")
+    assert (
+        written["n_paired"].tolist() == [2] and not (tmp_path / "a" / "ablation_rank.csv").exists()
+    )
+    assert json.loads((tmp_path / "a" / "analysis_info.json").read_text())["reference_rank"] == 4
     html = render_report(table, result, None, "ablation")
     assert "Training ablations" in html and 'id="table-ablation-method"' in html
     plain_html = render_report(
