@@ -189,6 +189,7 @@ MALFORMED = [
         "asks for 5000 items but its training pool holds",
     ),  # fmt: skip
     ({"training": {"lora_r": [8, -1]}}, "training (lora_r=-1)"),
+    ({"training": {"learning_rate": [1e-4, 3e-4]}}, "only method and lora_r can take a list"),
     ({"train_data": {"items_per_source": 3}}, "below training.min_train_items"),
     ({"evaluation": {"device": "cuda:0"}, "executor": {"kind": "local"}}, "cuda"),
     (

@@ -218,7 +218,7 @@ def evaluate(
     "--set", "overrides", multiple=True, help="Training setting override key=value (repeatable)."
 )
 def train(model_ref, task_ref, language, out_dir, seed, dtype, overrides) -> None:
-    """Fine-tune a LoRA adapter on one (task, language) source."""
+    """Fine-tune a LoRA adapter (or every weight: --set method=full) on one (task, language) source."""
     from transferlab.training import train_command
 
     overrides = [f"dtype={dtype}", *overrides] if dtype else list(overrides)

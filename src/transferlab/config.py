@@ -261,7 +261,8 @@ class Study(_Section):
         """Return the fully resolved config as YAML (defaults filled in)."""
         data = self.model_dump(mode="json")
         data["out_dir"] = str(self.resolved_out_dir)
-        data["training"]["target_modules"] = list(data["training"]["target_modules"])
+        if "target_modules" in data["training"]:  # absent with method full
+            data["training"]["target_modules"] = list(data["training"]["target_modules"])
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
@@ -366,5 +367,9 @@ def _user_error(error: ValidationError, path: Path, origin: dict[str, str]) -> U
         return UserError(where, f"unknown key {field!r}{hint}", f"known keys: {', '.join(known)}")
     if first["type"] == "missing":
         return UserError(where, f"missing required key {field!r}", "add it to the study")
+    if first["type"] == "lora_with_full":
+        return UserError(
+            where, f"{field}: {first['msg']}", f"remove them from {field}, or use method lora"
+        )
     got = first.get("input")
     return UserError(where, f"{field}: {first['msg']} (got {got!r})", "give a valid value")

@@ -16,7 +16,7 @@ import pandas as pd
 
 from transferlab.analysis.bootstrap import ITEM_COLUMNS as ITEM_SCHEMA
 from transferlab.analysis.columns import PER_SEED_COLUMNS as PER_SEED_SCHEMA
-from transferlab.analysis.columns import metric_columns
+from transferlab.analysis.columns import VARIANT_KEYS, metric_columns
 from transferlab.fileio import replaced
 from transferlab.grid import BASE, Source, source_regime
 from transferlab.mixtures import SWEEP_COLUMNS
@@ -29,9 +29,38 @@ PER_SEED_COLUMNS = list(PER_SEED_SCHEMA)
 ITEM_COLUMNS = list(ITEM_SCHEMA)
 
 
+def training_variants(plan: Plan) -> dict[str, dict[str, Any]]:
+    """Return per training key its values of the variant columns the plan varies (method,
+    lora_r; a full fine-tune has no rank): empty dicts when every training is alike.
+
+    The columns exist only where they tell rows apart, so the tables of a study that does not
+    vary its training keep their layout byte for byte.
+    """
+    values = {
+        job.key: {
+            "method": job.settings.method,
+            "lora_r": job.settings.lora_r if job.settings.method == "lora" else None,
+        }
+        for job in plan.train_jobs
+    }
+    varied = [c for c in VARIANT_KEYS if len({v[c] for v in values.values()}) > 1]
+    return {key: {c: v[c] for c in varied} for key, v in values.items()}
+
+
+def _variant_columns(variants: dict[str, dict[str, Any]]) -> list[str]:
+    return list(next(iter(variants.values()), {}))
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    if "lora_r" in frame.columns:  # whole numbers, blank for a full fine-tune
+        frame["lora_r"] = frame["lora_r"].astype("Int64")
+    return frame
+
+
 def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
-    """Return one row per (model, source, seed, target) whose adapter and base are scored."""
+    """Return one row per (model, source, seed, target[, variant]) whose adapter and base are scored."""
     trainings = {job.key: job for job in plan.train_jobs}
+    variants = training_variants(plan)
     models = {m.name: m for m in plan.models}
     base = {
         (u.model, u.cell): scores[u.key] for u in plan.units if u.state == BASE and u.key in scores
@@ -42,8 +71,7 @@ def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
         if unit.state == BASE or unit.key not in scores or (unit.model, unit.cell) not in base:
             continue
         tuned, untuned = scores[unit.key], base[(unit.model, unit.cell)]
-        training = trainings[unit.state]
-        source = training.source
+        source = trainings[unit.state].source
         source_task, source_language = _source_keys(source)
         model = models[unit.model]
         metric, primary = plan.headline[unit.cell.task], plan.primary[unit.cell.task]
@@ -52,7 +80,7 @@ def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
         delta, delta_norm = 100 * (score - score_base), 100 * (score_norm - score_norm_base)
         rows.append(
             {
-                "model_name": results_name(model.name, training.recipe),
+                "model_name": model.name,
                 # Fixed-point: readers of the paper schema take "1.5" or "135M", not "9e-05".
                 "model_size": f"{model.size_b:.9f}".rstrip("0").rstrip("."),
                 "model_family": model.family,
@@ -78,11 +106,13 @@ def per_seed_table(plan: Plan, scores: dict[str, UnitScore]) -> pd.DataFrame:
                 "versions": versions,
                 "source": source.label,
                 "source_parts": source.parts_text(),
+                **variants[unit.state],
                 **_further_metrics(tuned, untuned, {primary, metric}),
             }
         )
-    further = sorted({c for row in rows for c in row} - set(PER_SEED_COLUMNS))
-    return pd.DataFrame(rows, columns=PER_SEED_COLUMNS + further)
+    further = sorted({c for row in rows for c in row} - set(PER_SEED_COLUMNS) - set(VARIANT_KEYS))
+    columns = PER_SEED_COLUMNS + _variant_columns(variants) + further
+    return _typed(pd.DataFrame(rows, columns=columns))
 
 
 def _further_metrics(tuned: UnitScore, untuned: UnitScore, shown: set[str]) -> dict[str, float]:
@@ -97,14 +127,6 @@ def _further_metrics(tuned: UnitScore, untuned: UnitScore, shown: set[str]) -> d
         out[value], out[base] = tuned.metrics[name], untuned.metrics[name]
         out[delta] = 100 * (tuned.metrics[name] - untuned.metrics[name])
     return out
-
-
-def results_name(model: str, recipe: str) -> str:
-    """Return a model's name in results: ``model[lora_r=8]`` for a variant of the training axes.
-
-    Each variant is then analysed as a model of its own, its base rows the model's base.
-    """
-    return f"{model}[{recipe}]" if recipe else model
 
 
 def _source_keys(source: Source) -> tuple[str, str]:
@@ -122,44 +144,31 @@ def item_frames(plan: Plan, store: Store) -> Iterator[pd.DataFrame]:
     """Yield the per-item correctness of every scored unit of the plan, one frame per unit."""
     trainings = {job.key: job for job in plan.train_jobs}
     units = {u.key: u for u in plan.units}
-    recipes = list(dict.fromkeys(job.recipe for job in plan.train_jobs)) or [""]
+    variants = training_variants(plan)
+    blank = dict.fromkeys(_variant_columns(variants))
     for key, items in store.items(u.key for u in plan.units):
         unit = units[key]
         if unit.state == BASE:
             seed, task, language = "", "", ""
-            names = [results_name(unit.model, recipe) for recipe in recipes]
         else:
             task, language = _source_keys(trainings[unit.state].source)
             seed = unit.seed
-            names = [results_name(unit.model, trainings[unit.state].recipe)]
-        for name in names:  # a base is every variant's base
-            yield _item_frame(name, seed, task, language, unit, items, plan)
-
-
-def _item_frame(
-    name: str,
-    seed: object,
-    task: str,
-    language: str,
-    unit: Any,
-    items: dict[str, Any],
-    plan: Plan,
-) -> pd.DataFrame:
-    """Return one unit's per-item correctness under the model name ``name``."""
-    metrics = items["metrics"]
-    return pd.DataFrame(
-        {
-            "model_name": name,
-            "seed": seed,
-            "fine_tuned_dataset": task,
-            "fine_tuned_language": language,
-            "eval_dataset": unit.cell.task,
-            "eval_language": unit.cell.language,
-            "doc_id": items["doc_id"],
-            "correct": metrics[plan.primary[unit.cell.task]],
-            "correct_norm": metrics[plan.headline[unit.cell.task]],
-        }
-    )
+        metrics = items["metrics"]
+        frame = pd.DataFrame(
+            {
+                "model_name": unit.model,
+                "seed": seed,
+                "fine_tuned_dataset": task,
+                "fine_tuned_language": language,
+                "eval_dataset": unit.cell.task,
+                "eval_language": unit.cell.language,
+                "doc_id": items["doc_id"],
+                "correct": metrics[plan.primary[unit.cell.task]],
+                "correct_norm": metrics[plan.headline[unit.cell.task]],
+                **variants.get(unit.state, blank),
+            }
+        )
+        yield _typed(frame)
 
 
 def sweep_table(plan: Plan) -> pd.DataFrame:
@@ -172,10 +181,15 @@ def write_items(frames: Iterable[pd.DataFrame], file: Path) -> int:
     n = 0
     # Written frame by frame: a stream of frames need not be held at once.
     with replaced(file) as tmp, gzip.open(tmp, "wt", encoding="utf-8", newline="") as out:
-        pd.DataFrame(columns=ITEM_COLUMNS).to_csv(out, index=False)
+        header = False
         for frame in frames:
+            if not header:  # the frames' columns: the item schema, plus any variant columns
+                pd.DataFrame(columns=frame.columns).to_csv(out, index=False)
+                header = True
             frame.to_csv(out, index=False, header=False)
             n += len(frame)
+        if not header:
+            pd.DataFrame(columns=ITEM_COLUMNS).to_csv(out, index=False)
     return n
 
 

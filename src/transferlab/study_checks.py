@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from transferlab.analysis.columns import VARIANT_KEYS
 from transferlab.errors import UserError, did_you_mean
 from transferlab.grid import Cell
 
@@ -73,6 +74,14 @@ def check_study(study: Study) -> None:
             )
     if not sources:
         raise UserError(where, "sources: the list is empty", "list at least one task:language")
+    for key in study.training_axes:
+        if key not in VARIANT_KEYS:  # results tell variants apart by these columns only
+            raise UserError(
+                where,
+                f"training.{key}: only {' and '.join(VARIANT_KEYS)} can take a list of values "
+                "in one study",
+                f"give {key} one value (run one study per {key})",
+            )
     study.training_variants  # noqa: B018 -- raises UserError for a bad axis value
 
 

@@ -12,6 +12,7 @@ from transferlab.analysis.columns import (
     SCORES,
     further_metrics,
     metric_columns,
+    row_keys,
 )
 
 # columns the analysis adds to a table; they are not part of either file schema
@@ -25,16 +26,18 @@ def _join_values(values: pd.Series) -> object:
 
 
 def aggregate_seeds(rows: pd.DataFrame) -> pd.DataFrame:
-    """Return one row per (model, source, target): score means, SDs and SEs over seeds.
+    """Return one row per (model, source, target[, variant]): score means, SDs, SEs over seeds.
 
     `rows` are validated per-seed rows with internal key names. Other columns are kept: a value
     shared by all seeds of a cell as it is, differing values (e.g. adapter hashes) joined with
     ';' in seed order; `seeds` lists the seeds.
     """
     rows = rows.sort_values("seed", kind="stable")
-    groups = rows.groupby(list(CELL_KEYS), sort=False)
+    keys = row_keys(rows.columns)
+    # dropna=False: a full fine-tune's row has no LoRA rank
+    groups = rows.groupby(keys, sort=False, dropna=False)
     cells = groups[[c for c in _CELL_COLUMNS if c in rows.columns]].first()
-    cells = cells.drop(columns=list(CELL_KEYS), errors="ignore")
+    cells = cells.drop(columns=keys, errors="ignore")
     stats = groups[list(SCORES)].agg(["mean", "std", "count"])
     n_seeds = stats[(SCORES[0], "count")]
     for score in SCORES:
@@ -52,7 +55,9 @@ def aggregate_seeds(rows: pd.DataFrame) -> pd.DataFrame:
             cells[f"{column}_mean"] = extra[(column, "mean")]
             cells[f"{column}_std"] = extra[(column, "std")]
             cells[f"{column}_se"] = extra[(column, "std")] / np.sqrt(extra[(column, "count")])
-    extras = [c for c in rows.columns if c not in (*_CELL_COLUMNS, "seed", *SCORES, *further)]
+    extras = [
+        c for c in rows.columns if c not in (*_CELL_COLUMNS, *keys, "seed", *SCORES, *further)
+    ]
     if extras:
         constant = groups[extras].nunique(dropna=False).le(1).all()
         for column in extras:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from transferlab.analysis.columns import PAPER_KEYS
+from transferlab.analysis.columns import PAPER_KEYS, VARIANT_KEYS
 from transferlab.errors import UserError
 
 ITEM_COLUMNS = (
@@ -30,7 +30,9 @@ def items_from_frame(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         raise UserError(
             where, f"missing column(s) {', '.join(missing)}", "write the items table in full"
         )
-    items = frame[list(ITEM_COLUMNS)].rename(columns={v: k for k, v in PAPER_KEYS.items()})
+    # the variant columns (method, lora_r) come along where a study varies its training
+    kept = [*ITEM_COLUMNS, *(c for c in VARIANT_KEYS if c in frame.columns)]
+    items = frame[kept].rename(columns={v: k for k, v in PAPER_KEYS.items()})
     for column in ("model", "source_task", "source_language", "target_task", "target_language"):
         items[column] = items[column].astype("string").str.strip().fillna("").astype(str)
     items["doc_id"] = items["doc_id"].astype(str)

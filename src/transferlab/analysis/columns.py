@@ -13,6 +13,16 @@ PAPER_KEYS: dict[str, str] = {
     "target_language": "eval_language",
 }
 CELL_KEYS: tuple[str, ...] = tuple(PAPER_KEYS)
+# How the source was trained, where a study varies it (method lora | full, the LoRA rank): a
+# table has these columns only then, and they join the cell keys in a row's identity.
+VARIANT_KEYS: tuple[str, ...] = ("method", "lora_r")
+
+
+def row_keys(columns) -> list[str]:
+    """Return the columns that identify a row of a table with ``columns``: cell and variant keys."""
+    return [*CELL_KEYS, *(c for c in VARIANT_KEYS if c in columns)]
+
+
 SCORES: tuple[str, ...] = (
     "score",
     "score_base",

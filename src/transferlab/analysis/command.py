@@ -206,6 +206,8 @@ def analyze_results(
         "models": result.tables["models"].to_dict(orient="records"),
         "versions": {"transferlab": version("transferlab"), "pandas": pd.__version__},
     }
+    if result.reference_rank is not None:  # the training varies: the other tables read this rank
+        info["reference_rank"] = result.reference_rank
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, frame in result.tables.items():
         columns = CONTRACT_COLUMNS.get(name, list(frame.columns))

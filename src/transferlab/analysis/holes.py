@@ -6,6 +6,7 @@ import logging
 
 import pandas as pd
 
+from transferlab.analysis.columns import VARIANT_KEYS
 from transferlab.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -16,8 +17,17 @@ def check_grid(cells: pd.DataFrame, where: str) -> int:
 
     A source missing some of the targets its model was evaluated on is a UserError (its means
     would compare unlike sets); whole sources or targets missing for a model are holes the
-    analysis can live with, reported as a warning.
+    analysis can live with, reported as a warning. A table whose training varies (variant
+    columns) has one grid per variant: an ablation may train a subset of the sources.
     """
+    variants = [c for c in VARIANT_KEYS if c in cells.columns]
+    if variants:
+        blocks = cells.groupby(variants, dropna=False, sort=False)
+        return sum(_check_one_grid(block, where) for _, block in blocks)
+    return _check_one_grid(cells, where)
+
+
+def _check_one_grid(cells: pd.DataFrame, where: str) -> int:
     for model, block in cells.groupby("model", sort=True):
         targets = block.groupby(["target_task", "target_language"]).ngroups
         per_source = block.groupby(["source_task", "source_language"]).size()

@@ -7,6 +7,13 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from transferlab.analysis.ablations import (
+    ablation_tables,
+    reference_items,
+    reference_rows,
+    varies_training,
+)
+from transferlab.analysis.ablations import reference_rank as choose_reference_rank
 from transferlab.analysis.bootstrap import cell_ci
 from transferlab.analysis.consistency import consistency_summary, source_consistency
 from transferlab.analysis.distance import distance_correlation, distance_pairs
@@ -58,6 +65,8 @@ class AnalysisResult:
     n_boot: int = 1000
     seed: int = 0
     task_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # the LoRA rank of the reference variant where the training varies (None otherwise)
+    reference_rank: int | None = None
 
 
 def run_analysis(
@@ -68,6 +77,7 @@ def run_analysis(
     distances: pd.DataFrame | None = None,
     task_groups: Mapping[str, Iterable[str]] | None = None,
     language_families: Mapping[str, str] | None = None,
+    reference_rank: int | None = None,
 ) -> AnalysisResult:
     """Return every analysis table of `table` on the Δ column `metric` (None: headline).
 
@@ -83,11 +93,16 @@ def run_analysis(
     Mixture sources count in regimes, uplift, harm and cell_ci (a mixture row's regime is the
     closest of its parts', `grid.source_regime`); the other tables are defined on single-cell
     sources and leave mixtures out. A table with mixtures also gets `mixture_tables`.
+    A table that varies the training (``method`` / ``lora_r`` columns) also gets
+    ablation_rank and ablation_method (``ablations.py``); its other tables describe the
+    reference variant only (LoRA at ``reference_rank``, default r = 32, else its smallest rank).
     """
     table = table.for_metric(metric)
     column = table.metric_column(metric)
-    everything = table.cells
-    cells = table.single_cell().cells
+    everything = table.cells[reference_rows(table.cells, reference_rank)]
+    single = table.single_cell().cells
+    cells = single[reference_rows(single, reference_rank)]
+    items = reference_items(table.items, everything)
     tasks = set(cells["source_task"]) | set(cells["target_task"])
     groups = check_task_groups(task_groups or {}, tasks, f"{table.where}: task groups")
     per_source = source_consistency(cells, column)
@@ -111,8 +126,9 @@ def run_analysis(
         "harm": harm_breakdown(everything, column),
         "matrix_language": language_matrix(cells, column),
         "matrix_task": task_matrix(cells, column),
-        "cell_ci": cell_ci(table.items, column, n_boot=n_boot, seed=seed),
+        "cell_ci": cell_ci(items, column, n_boot=n_boot, seed=seed),
         "models": table.models,
+        **ablation_tables(table.cells, column, reference_rank),
     }
     if groups:
         by_group = roles_by_task_group(cells, column, groups)
@@ -125,7 +141,12 @@ def run_analysis(
         tables["distance_correlation"] = distance_correlation(pairs)
     if table.has_mixtures:
         tables |= mixture_tables(table, column, n_boot, seed)
-    return AnalysisResult(column, tables, table.where, table.holes, n_boot, seed, groups)
+    chosen = (
+        choose_reference_rank(table.cells, reference_rank)[0]
+        if varies_training(table.cells)
+        else None
+    )
+    return AnalysisResult(column, tables, table.where, table.holes, n_boot, seed, groups, chosen)
 
 
 def mixture_tables(

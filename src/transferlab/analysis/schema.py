@@ -23,6 +23,7 @@ from transferlab.analysis.columns import (
     SCORES,
     further_metrics,
     metric_columns,
+    row_keys,
 )
 from transferlab.analysis.holes import check_grid
 from transferlab.errors import UserError, did_you_mean
@@ -44,8 +45,8 @@ _CELL_ORDER = (
 HEADLINE_METRIC = "delta_score_norm_mean"
 _MISSING_TEXT = {"", "nan", "NaN", "NA", "None", "null"}
 _PAPER_NUMERIC = tuple(c for c in PAPER_COLUMNS if c.endswith(("_mean", "_std", "_se", "n_seeds")))
-_EXTRA_NUMERIC = ("n_items", "batch_size")  # transferlab's numeric provenance columns
-_INTEGER_COLUMNS = ("seed", "n_seeds", "n_items", "batch_size")
+_EXTRA_NUMERIC = ("n_items", "batch_size", "lora_r")  # transferlab's numeric columns
+_INTEGER_COLUMNS = ("seed", "n_seeds", "n_items", "batch_size", "lora_r")
 _SIZE_TEXT = re.compile(r"^\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*([bBmM]?)\s*$")
 
 
@@ -386,10 +387,12 @@ def table_from_frame(
             "write whole-number seeds",
         )
     keys["regime"] = _derive_regimes(frame, keys, where)
+    identity = keys.assign(**{c: frame[c] for c in row_keys(frame.columns) if c in frame})
     if per_seed:
-        _reject_duplicates(keys.assign(seed=numbers["seed"]), where, [*CELL_KEYS, "seed"])
+        identity["seed"] = numbers["seed"]
+        _reject_duplicates(identity, where, [*row_keys(frame.columns), "seed"])
     else:
-        _reject_duplicates(keys, where, list(CELL_KEYS))
+        _reject_duplicates(identity, where, row_keys(frame.columns))
     keys["size_b"] = _sizes(frame, keys, where)
     keys["size_bucket"] = keys["size_b"].map(size_bucket)
     keys["model_family"] = _families(frame, keys)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,18 +190,26 @@ def run_evaluation(
     for state, targets in sorted(targets_of.items()):
         calls[frozenset(targets)].append(state)
     loaded = load_planned_model(job.model, settings.dtype, settings.device)
-    key_of = {job.state_names.get(s, s): s for s in targets_of}
+    name_of = _state_names(job, targets_of)
+    key_of = {name: s for s, name in name_of.items()}
     by_unit: dict[tuple[str, Cell], list[Any]] = defaultdict(list)
     for targets, states in calls.items():
         model_states = [
-            ModelState(job.state_names.get(s, s), None if s == BASE else adapters[s][0])
-            for s in sorted(states)
+            ModelState(name_of[s], None if s == BASE else adapters[s][0]) for s in sorted(states)
         ]
         chosen = {cell: items[cell] for cell in sorted(targets)}
         for result in score(loaded, model_states, chosen, settings.batch_size, progress):
             state = key_of[result.model_state]
             by_unit[(state, Cell(result.task, result.language))].append(result)
     return _collect(job, adapters, by_unit)
+
+
+def _state_names(job: EvalJob, states: Iterable[str]) -> dict[str, str]:
+    """Return a distinct readable name per state (its key added where two trainings of one
+    source and seed differ only in their recipe, e.g. LoRA rank or method)."""
+    names = {s: job.state_names.get(s, s) for s in states}
+    counts = Counter(names.values())
+    return {s: n if counts[n] == 1 else f"{n}.{s[:8]}" for s, n in names.items()}
 
 
 def _collect(

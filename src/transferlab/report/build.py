@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from transferlab.analysis import AnalysisResult, ResultsTable, read_results, run_analysis
+from transferlab.analysis.ablations import reference_rows
 from transferlab.analysis.figures import analysis_figures
 from transferlab.errors import UserError
 from transferlab.fileio import replaced
+from transferlab.report.ablations import ablation_section
 from transferlab.report.breakdowns import (
     family_roles_blocks,
     onoff_summary_tables,
@@ -102,6 +105,11 @@ def render_report(
         run_info = run_info.as_dict()
     run_info = dict(run_info) if run_info is not None else None
     delta = delta_name(table, result.metric)
+    # Where the training varies, every section but the ablations reads the reference variant.
+    full_table = table
+    reference = reference_rows(table.cells, result.reference_rank)
+    if not reference.all():
+        table = replace(table, cells=table.cells[reference].reset_index(drop=True))
     context = Context(table=table, result=result, delta=delta)
     seeds = sorted(int(s) for s in table.seeds["seed"].unique()) if table.seeds is not None else []
     metric_text = f"{delta} ({result.metric}), percentage points"
@@ -141,6 +149,9 @@ def render_report(
         *extra,
         problems,
     ]
+    ablations = ablation_section(Context(table=full_table, result=result, delta=delta))
+    if ablations is not None:
+        sections.insert(-1, ablations)
     title = str((run_info or {}).get("study") or name)
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     transferlab_version = version("transferlab")

@@ -1,8 +1,10 @@
-"""Model states (the base model, or the base with one PEFT adapter) and switching between them.
+"""Model states (the base model, the base with one PEFT adapter, or fully fine-tuned weights)
+and switching between them.
 
-Adapters are checked against the loaded base before anything runs, and applied with PEFT without
-merging: the base weights stay loaded once, each adapter is loaded, activated, scored and
-removed, and the base model is restored unchanged at the end.
+Trained folders are checked against the loaded base before anything runs. Adapters are applied
+with PEFT without merging: the base weights stay loaded once, each adapter is loaded, activated,
+scored and removed. A full fine-tune's weights are copied into the loaded model for its block
+and the base weights copied back after it. The base model is unchanged at the end.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transferlab.adapter_files import adapter_hash, check_adapter_files
+from transferlab.adapter_files import (
+    adapter_hash,
+    check_adapter_files,
+    full_weight_files,
+    state_method,
+)
 from transferlab.compat import quiet_peft
 from transferlab.errors import UserError
 from transferlab.models import LoadedModel, read_safetensors_header
@@ -27,7 +34,8 @@ __all__ = ["AdapterSwitch", "ModelState", "adapter_hash", "check_adapter", "chec
 
 @dataclass(frozen=True)
 class ModelState:
-    """What is scored: the base model (``adapter_dir`` None) or the base plus one adapter."""
+    """What is scored: the base model (``adapter_dir`` None), or a trained folder: the base
+    plus one adapter, or a full fine-tune of the base (``adapter_files.state_method``)."""
 
     name: str
     adapter_dir: Path | None = None
@@ -50,7 +58,7 @@ def _adapter_module_path(key: str) -> tuple[str, str] | None:
 
 
 def check_adapter(loaded: LoadedModel, adapter_dir: Path) -> None:
-    """Raise UserError unless ``adapter_dir`` is a complete PEFT adapter for ``loaded``'s model."""
+    """Raise UserError unless ``adapter_dir`` is a complete trained folder for ``loaded``'s model."""
     config, weights = check_adapter_files(adapter_dir)
     meta_file = adapter_dir / "transferlab.json"
     if meta_file.exists():
@@ -66,23 +74,52 @@ def check_adapter(loaded: LoadedModel, adapter_dir: Path) -> None:
                 f"({trained_on}), not on {loaded.ref} ({loaded.model_hash})",
                 "evaluate it with the model it was trained on",
             )
-    if weights.suffix == ".safetensors":
+    if state_method(adapter_dir) == "full":
+        _check_full_weights(loaded, adapter_dir)
+    elif weights.suffix == ".safetensors":
         _check_shapes(loaded, weights, config)
+
+
+def _check_full_weights(loaded: LoadedModel, folder: Path) -> None:
+    """Raise UserError unless the folder's tensors are exactly the base model's parameters."""
+    params = dict(loaded.model.named_parameters(remove_duplicate=False))
+    fix = "evaluate it with the base model it was fine-tuned from"
+    found: set[str] = set()
+    for file in full_weight_files(folder):
+        for key, shape in _tensor_shapes(file).items():
+            if key not in params:
+                raise UserError(file, f"{key}: the base model {loaded.ref} has no such weight", fix)
+            if shape != list(params[key].shape):
+                raise UserError(
+                    file,
+                    f"{key}: shape {shape} but {loaded.ref}'s is {list(params[key].shape)}",
+                    fix,
+                )
+            found.add(key)
+    # A tied weight is saved once, under either of its names.
+    missing = [n for n, p in params.items() if n not in found and not _tied_to(p, params, found)]
+    if missing:
+        raise UserError(folder, f"weights missing for {missing[0]} ({len(missing)} in all)", fix)
+
+
+def _tied_to(param: Any, params: dict[str, Any], found: set[str]) -> bool:
+    return any(params[name] is param for name in found)
+
+
+def _tensor_shapes(file: Path) -> dict[str, list[int]]:
+    """Return each tensor's shape from a safetensors header, or raise UserError."""
+    try:
+        header = read_safetensors_header(file)
+    except (OSError, ValueError) as error:
+        raise UserError(file, f"unreadable safetensors file ({error})", "train it again") from error
+    return {k: list(v["shape"]) for k, v in header.items() if k != "__metadata__"}
 
 
 def _check_shapes(loaded: LoadedModel, weights: Path, config: dict[str, Any]) -> None:
     """Raise UserError when the adapter's tensors do not fit the base model's modules."""
-    try:
-        header = read_safetensors_header(weights)
-    except (OSError, ValueError) as error:
-        raise UserError(
-            weights, f"unreadable safetensors file ({error})", "train it again"
-        ) from error
     model = loaded.model
     fix = f"evaluate it with the base model it was trained on ({config.get('base_model_name_or_path', '?')})"
-    for key, entry in header.items():
-        if key == "__metadata__":
-            continue
+    for key, shape in _tensor_shapes(weights).items():
         located = _adapter_module_path(key)
         if located is None:
             continue
@@ -93,7 +130,6 @@ def _check_shapes(loaded: LoadedModel, weights: Path, config: dict[str, Any]) ->
             raise UserError(
                 weights, f"{key}: the base model {loaded.ref} has no module {path!r}", fix
             ) from None
-        shape = entry["shape"]
         in_features = getattr(module, "in_features", None)
         out_features = getattr(module, "out_features", None)
         if in_features is None or len(shape) != 2:
@@ -120,16 +156,45 @@ class AdapterSwitch:
         self.peft: Any = None
         self._count = 0
 
-    @contextlib.contextmanager
-    def active(self, state: ModelState) -> Iterator[None]:
+    def active(self, state: ModelState) -> contextlib.AbstractContextManager[None]:
         """Make ``state`` the model's behaviour inside the block."""
         if state.adapter_dir is None:
-            if self.peft is None:
-                yield
-            else:
-                with self.peft.disable_adapter():
-                    yield
-            return
+            return self._base()
+        if state_method(state.adapter_dir) == "full":
+            return self._full_weights(state.adapter_dir)
+        return self._adapter(state)
+
+    @contextlib.contextmanager
+    def _base(self) -> Iterator[None]:
+        # Each adapter is deleted after its block, so the wrapper holds none: removing its
+        # (empty) LoRA layers gives the base; PEFT's disable_adapter needs an active adapter.
+        self.close()
+        yield
+
+    @contextlib.contextmanager
+    def _full_weights(self, folder: Path) -> Iterator[None]:
+        """Copy a full fine-tune's weights into the loaded model; copy the base back after."""
+        import torch
+        from safetensors.torch import load_file
+
+        self.close()  # LoRA layers would rename the modules the weights are for
+        params = dict(self.loaded.model.named_parameters(remove_duplicate=False))
+        saved: dict[str, Any] = {}
+        try:
+            with torch.no_grad():
+                for file in full_weight_files(folder):
+                    for name, tensor in load_file(file).items():
+                        target = params[name]
+                        saved[name] = target.detach().clone()
+                        target.copy_(tensor)  # cast to the loaded dtype as from_pretrained does
+            yield
+        finally:
+            with torch.no_grad():
+                for name, tensor in saved.items():
+                    params[name].copy_(tensor)
+
+    @contextlib.contextmanager
+    def _adapter(self, state: ModelState) -> Iterator[None]:
         # PEFT adapter names are module attribute names; folder names may not be.
         name = f"state{self._count}"
         self._count += 1

@@ -61,7 +61,8 @@ def summarize(outcome: TrainOutcome) -> str:
     best_text = f" (validation loss {best:.4f})" if best is not None else ""
     return "\n".join(
         [
-            f"Wrote adapter {outcome.adapter_dir} (hash {outcome.adapter_hash})",
+            f"Wrote {'full weights' if meta.get('method') == 'full' else 'adapter'} "
+            f"{outcome.adapter_dir} (hash {outcome.adapter_hash})",
             f"  source {meta['provenance'].get('source', '?')}, model {meta['base_model']['ref']}, "
             f"seed {meta['seed']}",
             f"  {meta['optimizer_steps']} optimizer steps over {meta['epochs_done']} epoch(s); "
@@ -69,5 +70,7 @@ def summarize(outcome: TrainOutcome) -> str:
             f"  loss per epoch: train {train_losses}; validation {val_losses}",
             f"  {meta['tokens_per_s']:.0f} tokens/s, wall {meta['wall_time_s']:.1f} s, "
             f"dtype {meta['dtype']}, batch {meta['effective_batch_size']}",
+            f"  method {meta.get('method', 'lora')}, {meta.get('s_per_step', 0):.2f} s/step, "
+            f"peak memory {meta.get('peak_rss_mb', 0):.0f} MB (process RSS)",
         ]
     )

@@ -1,8 +1,9 @@
-"""train_adapter: one LoRA fine-tune from examples to a finished, self-describing adapter folder."""
+"""train_adapter: one fine-tune (LoRA or full) from examples to a finished, self-describing folder."""
 
 from __future__ import annotations
 
 import logging
+import resource
 import shutil
 import time
 from collections.abc import Sequence
@@ -11,14 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from transferlab.adapter_files import ADAPTER_WEIGHTS
+from transferlab.adapter_files import is_complete
 from transferlab.errors import RunError, UserError
 from transferlab.fileio import write_json
 from transferlab.hardware import resolve_dtype
 from transferlab.tasks.types import TrainExample
 from transferlab.training.data import EncodedExample, data_fingerprint, encode_examples
 from transferlab.training.loop import NonFiniteLoss, Progress, ScoredLoss, fit, make_optimizer
-from transferlab.training.lora import attach_lora, detach_lora, resolve_target_modules
+from transferlab.training.methods import Trainee, start, target_modules
 from transferlab.training.outputs import (
     METADATA_FILE,
     fingerprint,
@@ -75,9 +76,7 @@ def _plan(
     tokenizer = loaded.tokenizer
     train_enc = encode_examples(tokenizer, train, settings.max_length)
     val_enc = encode_examples(tokenizer, validation, settings.max_length)
-    targets = resolve_target_modules(
-        loaded.model, settings.target_modules, f"target_modules (model {loaded.ref})"
-    )
+    targets = target_modules(settings.method, loaded, settings)
     data_hash = data_fingerprint(train_enc, val_enc)
     identity = {
         "settings": settings.model_dump(mode="json"),
@@ -101,23 +100,24 @@ def _plan(
 class _Checkpoints:
     """One run's per-epoch checkpoints in its ``.partial`` folder: saving and resuming."""
 
-    def __init__(self, work: Path, run_key: str, model: Any, optimizer: Any, scheduler: Any):
+    def __init__(
+        self, work: Path, run_key: str, trainee: Trainee, optimizer: Any, scheduler: Any
+    ) -> None:
         self.work, self.run_key = work, run_key
-        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.trainee, self.optimizer, self.scheduler = trainee, optimizer, scheduler
         self.best: dict[str, Any] | None = None
         self.segment_start = time.perf_counter()
 
     def resume(self) -> tuple[Progress, int | None]:
         """Return the progress to start from (restoring every state) and the epoch resumed after."""
         import torch
-        from peft import set_peft_model_state_dict
 
         checkpoint = load_checkpoint(self.work, self.run_key)
         if checkpoint is None:
             if self.work.exists():
                 shutil.rmtree(self.work)
             return Progress(), None
-        set_peft_model_state_dict(self.model, checkpoint["adapter"])
+        self.trainee.load(checkpoint["adapter"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         torch.set_rng_state(checkpoint["rng"])
@@ -129,9 +129,8 @@ class _Checkpoints:
     def save(self, state: Progress, improved: bool) -> None:
         """Checkpoint the end of an epoch (the fit loop's ``on_epoch_end``)."""
         import torch
-        from peft import get_peft_model_state_dict
 
-        weights = {k: v.detach().clone() for k, v in get_peft_model_state_dict(self.model).items()}
+        weights = self.trainee.weights()
         if improved:
             self.best = weights
         self.tick(state)
@@ -166,14 +165,16 @@ def train_adapter(
     progress: bool = True,
     validation_parts: Sequence[str] | None = None,
 ) -> TrainOutcome:
-    """Return the LoRA adapter trained on ``train`` (best validation epoch), written to ``out_dir``.
+    """Return the state trained on ``train`` (best validation epoch), written to ``out_dir``.
 
     ``validation_parts`` names each validation example's part (a mixture's cell): the
     validation loss is then also recorded per part, and the best epoch chosen on the overall.
 
-    Resumes from ``<out_dir>.partial/`` when an identical run was interrupted; returns the
-    existing adapter when ``out_dir`` already holds this exact run. ``loaded.model`` is left
-    without LoRA layers afterwards, ready for scoring or the next run.
+    ``settings.method`` says what is trained and written: ``lora``, a PEFT adapter; ``full``,
+    every weight, written as a whole model folder (safetensors). Resumes from
+    ``<out_dir>.partial/`` when an identical run was interrupted; returns the existing folder
+    when ``out_dir`` already holds this exact run. ``loaded.model`` is left as the base model
+    afterwards (no LoRA layers, the base weights), ready for scoring or the next run.
     """
     settings = settings or TrainSettings()
     # The dtype that runs, not "auto", is what the run key and transferlab.json record.
@@ -183,31 +184,27 @@ def train_adapter(
     where = str(provenance.get("source") or "training data")
     plan = _plan(loaded, train, validation, settings, seed, where, validation_parts)
     existing = read_metadata(out_dir) if out_dir.is_dir() else None
-    if (
-        existing
-        and existing.get("fingerprint") == plan.run_key
-        and (out_dir / ADAPTER_WEIGHTS).exists()
-    ):
+    if existing and existing.get("fingerprint") == plan.run_key and is_complete(out_dir):
         log.info("%s already holds this run's adapter; not training again", out_dir)
         return TrainOutcome(out_dir, existing["adapter_hash"], existing)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise UserError(out_dir, "already exists and holds something else", "choose another --out")
 
     work = partial_dir(out_dir)
-    peft_model = attach_lora(loaded.model, settings, plan.targets, seed)
+    trainee = start(settings.method, loaded, settings, plan.targets, seed)
     try:
         try:
-            loss = ScoredLoss(peft_model.get_base_model(), settings.dtype, loaded.device)
+            loss = ScoredLoss(trainee.causal_lm, settings.dtype, loaded.device)
         except TypeError as error:
             raise UserError(loaded.ref, str(error), "train a decoder-only causal LM") from None
-        params = [p for p in peft_model.parameters() if p.requires_grad]
+        params = [p for p in trainee.model.parameters() if p.requires_grad]
         optimizer, scheduler = make_optimizer(params, settings, len(plan.train))
-        checkpoints = _Checkpoints(work, plan.run_key, peft_model, optimizer, scheduler)
+        checkpoints = _Checkpoints(work, plan.run_key, trainee, optimizer, scheduler)
         state, resumed_from = checkpoints.resume()
         described = _describe(loaded, plan, settings, seed, provenance, resumed_from)
         try:
             state = fit(
-                peft_model, loss, plan.train, plan.validation, settings, seed, plan.pad_id,
+                trainee.model, loss, plan.train, plan.validation, settings, seed, plan.pad_id,
                 optimizer, scheduler, state, checkpoints.save, show_progress=progress,
                 validation_parts=validation_parts,
             )  # fmt: skip
@@ -232,11 +229,14 @@ def train_adapter(
             raise RunError(f"{where}: {error}; stopped ({kept})") from None
         checkpoints.tick(state)
         metadata = {**described, **_results(state), "status": "complete"}
-        digest = publish_adapter(peft_model, checkpoints.best, work, out_dir, metadata)
+        digest = publish_adapter(trainee, checkpoints.best, work, out_dir, metadata)
     finally:
-        detach_lora(peft_model)
-        loaded.model.eval()
-    log.info("trained %s (best epoch %s)", out_dir, state.best_epoch)
+        trainee.release()
+    log.info(
+        "trained %s (%s, best epoch %s): %.1f s wall, %.3f s/step, peak RSS %.0f MB",
+        out_dir, settings.method, state.best_epoch, metadata["wall_time_s"],
+        metadata["s_per_step"], metadata["peak_rss_mb"],
+    )  # fmt: skip
     return TrainOutcome(out_dir, digest, {**metadata, "adapter_hash": digest})
 
 
@@ -259,6 +259,7 @@ def _describe(
         },
         "provenance": provenance,
         "seed": seed,
+        "method": settings.method,
         "settings": settings.model_dump(mode="json"),
         "target_modules": plan.targets,
         "fingerprint": plan.run_key,
@@ -291,5 +292,8 @@ def _results(state: Progress) -> dict[str, Any]:
         "wall_time_s": round(state.wall_seconds, 3),
         "train_tokens": state.train_tokens,
         "tokens_per_s": round(state.train_tokens / max(state.train_seconds, 1e-9), 2),
+        "s_per_step": round(state.train_seconds / max(state.global_step, 1), 4),
+        # The process's peak resident memory so far (Linux reports KiB): what training needed.
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

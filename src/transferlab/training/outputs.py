@@ -14,12 +14,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from transferlab.adapter_files import adapter_hash
+from transferlab.adapter_files import METADATA_FILE, adapter_hash
 from transferlab.fileio import write_json
 
 log = logging.getLogger(__name__)
 
-METADATA_FILE = "transferlab.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
@@ -71,16 +70,18 @@ def read_metadata(folder: Path) -> dict[str, Any] | None:
 
 
 def publish_adapter(
-    peft_model: Any, weights: dict[str, Any], work: Path, out_dir: Path, metadata: dict[str, Any]
+    trainee: Any, weights: dict[str, Any], work: Path, out_dir: Path, metadata: dict[str, Any]
 ) -> str:
-    """Write the adapter with ``weights`` and its metadata to ``out_dir`` atomically; return its hash."""
-    from peft import set_peft_model_state_dict
+    """Write the trained state with ``weights`` and its metadata to ``out_dir`` atomically.
 
+    ``trainee`` (``methods.Trainee``) writes its files; returns the folder's content hash.
+    """
     staging = work / "final"
     if staging.exists():
         shutil.rmtree(staging)
-    set_peft_model_state_dict(peft_model, weights)
-    peft_model.save_pretrained(staging, safe_serialization=True)
+    trainee.save(weights, staging)
+    # The record says which method wrote the folder, and the hash reads that: record first.
+    write_json(metadata, staging / METADATA_FILE)
     digest = adapter_hash(staging)
     write_json({**metadata, "adapter_hash": digest}, staging / METADATA_FILE)
     if out_dir.exists():

@@ -6,7 +6,15 @@ import re
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from transferlab.errors import UserError, did_you_mean
 
@@ -15,13 +23,18 @@ from transferlab.errors import UserError, did_you_mean
 _EXPONENT_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 
 ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# Settings that only shape a LoRA adapter: naming one with ``method: full`` is a mistake.
+LORA_ONLY = ("lora_r", "lora_alpha", "lora_dropout", "target_modules")
+METHODS = ("lora", "full")
 
 
 class TrainSettings(BaseModel):
-    """Every knob of one LoRA fine-tune; defaults are PROTOCOL.md §1 (library defaults elsewhere)."""
+    """Every knob of one fine-tune; defaults are PROTOCOL.md §1 (library defaults elsewhere)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # lora: a PEFT adapter on the frozen base; full: every weight of the model is trained
+    method: Literal["lora", "full"] = "lora"
     # LoRA
     lora_r: int = Field(32, gt=0)
     lora_alpha: float = Field(64, gt=0)
@@ -58,6 +71,30 @@ class TrainSettings(BaseModel):
     logging_steps: int = Field(10, gt=0)
     min_train_items: int = Field(10, gt=0)
 
+    @model_validator(mode="after")
+    def _no_lora_settings_when_full(self) -> TrainSettings:
+        named = [k for k in LORA_ONLY if k in self.model_fields_set]
+        if self.method == "full" and named:
+            raise PydanticCustomError(
+                "lora_with_full",
+                "method full trains every weight, so the LoRA setting(s) {named} do not apply",
+                {"named": ", ".join(named)},
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        # The method joined the settings after studies had been keyed by their dump: the
+        # default stays out of it, so those keys, fingerprints and records are unchanged. A full
+        # fine-tune leaves the LoRA settings out: they do not shape it (and a dump reloads).
+        data = handler(self)
+        if data.get("method") == "lora":
+            del data["method"]
+        elif data.get("method") == "full":
+            for key in LORA_ONLY:
+                data.pop(key, None)
+        return data
+
     @property
     def effective_batch_size(self) -> int:
         """Return examples per optimizer step."""
@@ -93,6 +130,12 @@ def make_settings(values: dict[str, Any], where: str = "training settings") -> T
         return TrainSettings(**values)
     except ValidationError as error:
         first = error.errors()[0]
+        if first["type"] == "lora_with_full":
+            raise UserError(
+                where,
+                f"training: {first['msg']}",
+                "remove them, or train with method lora",
+            ) from None
         field = ".".join(str(p) for p in first["loc"]) or "settings"
         raise UserError(
             where,
@@ -107,7 +150,8 @@ def apply_overrides(
     where: str = "--set",
 ) -> TrainSettings:
     """Return ``base`` (default: the reference recipe) with ``key=value`` overrides applied."""
-    values = base.model_dump() if base is not None else {}
+    # Only what was set: defaults stay defaults (``method: full`` refuses LoRA keys set explicitly).
+    values = base.model_dump(exclude_unset=True) if base is not None else {}
     for item in overrides:
         key, sep, text = item.partition("=")
         key = key.strip()
