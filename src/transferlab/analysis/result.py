@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -139,8 +139,9 @@ def run_analysis(
         pairs = distance_pairs(cells, column, distances)
         tables["distance_pairs"] = pairs
         tables["distance_correlation"] = distance_correlation(pairs)
-    if table.has_mixtures:
-        tables |= mixture_tables(table, column, n_boot, seed)
+    if table.has_mixtures:  # on the reference variant, as the other main tables
+        reference = replace(table, cells=everything, items=items)
+        tables |= mixture_tables(reference, column, n_boot, seed)
     chosen = (
         choose_reference_rank(table.cells, reference_rank)[0]
         if varies_training(table.cells)
