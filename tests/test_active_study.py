@@ -65,6 +65,7 @@ def test_an_active_study_trains_rounds_up_to_its_budget_and_reports_them(tmp_pat
     outcome = run_study(study, progress=False)
     assert outcome.failed == 0
     assert "active: 2 round(s) picked, 5 of a budget of 5" in study_status(study)
+    assert "Active: 2 round(s), 5 of a budget of 5 source(s) per model picked" in outcome.summary
     rounds = _rounds(out)
     assert [len(r) for r in rounds] == [3, 2]  # the initial spread (at least 3), then a batch
     first = rounds[0]
