@@ -39,7 +39,13 @@ def test_predict_writes_the_contract_files(small_csv, tmp_path, monkeypatch, cap
     scores = pd.read_csv(out / "prediction_scores.csv")
     assert list(predictions.columns) == PREDICTION_COLUMNS
     assert list(scores.columns[: len(SCORE_COLUMNS)]) == SCORE_COLUMNS
-    assert list(scores["method"]) == ["regime_target", "additive", "completion", "lowrank", "stacked"]
+    assert list(scores["method"]) == [
+        "regime_target",
+        "additive",
+        "completion",
+        "lowrank",
+        "stacked",
+    ]
     assert (scores["n_splits"] == 1).all() and "lowrank" in stdout
     # one split: each method's MAE is the mean absolute error of its rows in predictions.csv
     for method, rows in predictions.groupby("method"):
