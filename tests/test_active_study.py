@@ -65,6 +65,7 @@ def test_an_active_study_trains_rounds_up_to_its_budget_and_reports_them(tmp_pat
     outcome = run_study(study, progress=False)
     assert outcome.failed == 0
     assert "active: 2 round(s) picked, 5 of a budget of 5" in study_status(study)
+    assert "Active: 2 round(s), 5 of a budget of 5 source(s) per model picked" in outcome.summary
     rounds = _rounds(out)
     assert [len(r) for r in rounds] == [3, 2]  # the initial spread (at least 3), then a batch
     first = rounds[0]
@@ -102,7 +103,26 @@ def test_an_active_study_trains_rounds_up_to_its_budget_and_reports_them(tmp_pat
     assert _trainings_started(out) == 6
 
 
-def test_picks_do_not_depend_on_the_output_directory_and_follow_the_seed(tmp_path, tiny_model_dir):
+def test_the_first_spread_follows_the_seed_and_covers_the_grid(tmp_path, tiny_model_dir):
+    from transferlab.active_study import first_round
+    from transferlab.config import load_study
+    from transferlab.plan import plan_study
+
+    study = load_study(_study(tmp_path, tiny_model_dir, budget=4, batch=3))
+    plan = plan_study(study)
+    spreads = set()
+    for seed in range(6):
+        settings = study.active.model_copy(update={"seed": seed})
+        picks = first_round(plan, settings)
+        assert picks == first_round(plan, settings)  # the same seed, the same spread
+        sources = [source for _, source in picks]
+        assert {s.split(":")[0] for s in sources} == {"alpha", "beta"}
+        assert {s.split(":")[1] for s in sources} == set(LANGUAGES)
+        spreads.add(tuple(sources))
+    assert len(spreads) > 1  # another seed, another spread
+
+
+def test_picks_do_not_depend_on_the_output_directory(tmp_path, tiny_model_dir):
     first = _study(tmp_path / "a", tiny_model_dir, budget=4, batch=1, strategy="uncertainty")
     second = _study(tmp_path / "b", tiny_model_dir, budget=4, batch=1, strategy="uncertainty")
     run_study(first, progress=False)

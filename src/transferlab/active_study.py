@@ -169,12 +169,17 @@ def load_rounds(out: Path, settings: ActiveSettings, plan: Plan) -> list[list[Pi
     file = out / ROUNDS_FILE
     if not file.is_file():
         return []
-    record = json.loads(file.read_text(encoding="utf-8"))
+    try:
+        record = json.loads(file.read_text(encoding="utf-8"))
+        entries = [[(p["model"], p["source"]) for p in e["picks"]] for e in record["rounds"]]
+    except (ValueError, KeyError, TypeError):  # edited by hand: the picks are recomputed
+        log.warning("%s cannot be read: picking afresh", file)
+        return []
     if record.get("settings") != _record_key(settings):
         log.warning("%s was recorded with other active settings: picking afresh", file)
         return []
     known = {(j.model.name, str(j.source)) for j in plan.train_jobs}
-    rounds = [[(p["model"], p["source"]) for p in entry["picks"]] for entry in record["rounds"]]
+    rounds = entries
     if any(pick not in known for r in rounds for pick in r):
         log.warning("%s names sources this grid lacks: picking afresh", file)
         return []

@@ -354,6 +354,13 @@ def run_study(
         f"{len(failed)} failed, {time.perf_counter() - t0:.0f} s",
     ]
     lines += [f"  failed: {job.label}" for job in failed]
+    if active is not None:
+        picks = Counter(model for round_ in active.rounds for model, _ in round_)
+        per_model = max(picks.values(), default=0)
+        lines.append(
+            f"Active: {len(active.rounds)} round(s), {per_model} of a budget of "
+            f"{active.settings.budget} source(s) per model picked (rounds: {out / 'active.json'})"
+        )
     if results is not None:
         lines += ["", "Transfer by regime (Δ in pp):", results.summary]
     if (out / "results.csv").exists():

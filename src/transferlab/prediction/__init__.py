@@ -1,8 +1,9 @@
 """Predict unmeasured transfer from measured sources and recommend sources (pure functions).
 
 `data` builds the long frame, `splits` chooses observed sources, `methods` predicts, `intervals`
-and `scoring` judge the predictions, `evaluate` runs splits × methods, `recommend` ranks sources
-and `synthetic` generates a paper-shaped table; only `command` touches files.
+and `scoring` judge the predictions, `evaluate` runs splits × methods, `recommend` ranks sources,
+`active` chooses the next sources to train, `active_summary` sums up an active study and
+`synthetic` generates a paper-shaped table; only `command` touches files.
 """
 
 from transferlab.prediction.command import predict_command, recommend_command
