@@ -31,7 +31,8 @@ def _joined_plan(*plans):
     first = plans[0]
     units = {u.key: u for plan in plans for u in plan.units}
     trainings = [j for plan in plans for j in plan.train_jobs]
-    return dataclasses.replace(first, train_jobs=trainings, units=list(units.values()))
+    work = {**first.work, "train": trainings, "evaluate": list(units.values())}
+    return dataclasses.replace(first, work=work)
 
 
 def test_lora_and_full_rows_carry_their_variant_and_are_compared(
