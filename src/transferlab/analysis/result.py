@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from transferlab.analysis.bootstrap import cell_ci
+from transferlab.analysis.bootstrap import cell_bootstrap, cell_ci
 from transferlab.analysis.consistency import consistency_summary, source_consistency
 from transferlab.analysis.distance import distance_correlation, distance_pairs
 from transferlab.analysis.groups import (
@@ -19,7 +19,6 @@ from transferlab.analysis.groups import (
     roles_by_task_group,
     variance_subsets,
 )
-from transferlab.analysis.item_boot import cell_bootstrap
 from transferlab.analysis.mixture_compare import (
     multitask_vs_single,
     seen_unseen,
