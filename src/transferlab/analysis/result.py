@@ -86,7 +86,7 @@ def run_analysis(
     column = table.metric_column(metric)
     everything = table.cells
     cells = table.single_cell().cells
-    tasks = set(cells["source_task"]) | set(cells["target_task"])
+    tasks = set(cells["source_task"]) | set(everything["target_task"])
     groups = check_task_groups(task_groups or {}, tasks, f"{table.where}: task groups")
     per_source = source_consistency(cells, column)
     roles = language_roles(cells, column)
