@@ -322,7 +322,8 @@ def _user_error(error: ValidationError, path: Path, origin: dict[str, str]) -> U
     if first["type"] == "missing":
         return UserError(where, f"missing required key {field!r}", "add it to the study")
     got = first.get("input")
-    return UserError(where, f"{field}: {first['msg']} (got {got!r})", "give a valid value")
+    what = first["msg"].removeprefix("Value error, ")  # pydantic's prefix for our own checks
+    return UserError(where, f"{field}: {what} (got {got!r})", "give a valid value")
 
 
 def _check_grid(study: Study) -> None:
