@@ -106,10 +106,14 @@ def test_a_sweep_study_exports_mixtures_and_grows_by_only_the_new_jobs(study):
     bigger[0] = {**SWEEPS[0], "add": {"languages": ["de"], "per_language": [0, 2, 4, 6]}}
     grown = run_study(study, overrides=[f"mixtures={_yaml(bigger)}"], progress=False)
     assert grown.failed == 0 and len(_trainings(out)) == 6
+    # a language added to the sweep: new mixtures for every k > 0, k = 0 is the same source
+    bigger[0] = {**bigger[0], "add": {"languages": ["de", "zh"], "per_language": [0, 2, 4, 6]}}
+    grown = run_study(study, overrides=[f"mixtures={_yaml(bigger)}"], progress=False)
+    assert grown.failed == 0 and len(_trainings(out)) == 6 + 3
     ranked = run_study(
         study, overrides=[f"mixtures={_yaml(bigger)}", "training.lora_r=[4,8]"], progress=False
     )
-    assert ranked.failed == 0 and len(_trainings(out)) == 6 + 6  # r=4 is the finished study
+    assert ranked.failed == 0 and len(_trainings(out)) == 9 + 6  # r=4 is the finished study
     per_seed = pd.read_csv(out / "results_per_seed.csv", keep_default_na=False)
     assert set(per_seed["model_name"]) == {"tiny"}  # the rank is a column of its own
     assert per_seed.groupby("lora_r").size().to_dict() == {

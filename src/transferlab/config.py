@@ -372,4 +372,5 @@ def _user_error(error: ValidationError, path: Path, origin: dict[str, str]) -> U
             where, f"{field}: {first['msg']}", f"remove them from {field}, or use method lora"
         )
     got = first.get("input")
-    return UserError(where, f"{field}: {first['msg']} (got {got!r})", "give a valid value")
+    what = first["msg"].removeprefix("Value error, ")  # pydantic's prefix for our own checks
+    return UserError(where, f"{field}: {what} (got {got!r})", "give a valid value")

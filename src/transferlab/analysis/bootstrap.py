@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -84,36 +87,76 @@ def cell_ci(
     paired. One resample of a target's items serves every cell of that target. Empty when
     there are no items or the metric is not one the items carry (`delta_score[_norm]...`).
     """
-    column = "correct_norm" if metric.startswith("delta_score_norm") else "correct"
-    if items is None or items.empty or not metric.startswith("delta_score"):
+    boot = cell_bootstrap(items, metric, n_boot=n_boot, seed=seed)
+    if not boot.rows:
         return pd.DataFrame(columns=CI_COLUMNS)
+    with np.errstate(invalid="ignore"):
+        low, high = np.nanpercentile(boot.boot, [2.5, 97.5], axis=1)
+    out = [
+        (*key, boot.delta[i], low[i], high[i], bool(low[i] <= 0 <= high[i]), int(boot.n_items[i]))
+        for key, i in boot.rows.items()
+    ]
+    return pd.DataFrame(out, columns=CI_COLUMNS)
+
+
+CellKey = tuple[str, str, str, str, str]  # model, source_task, source_language, target cell
+_SOURCE = ["model", "source_task", "source_language"]
+
+
+@dataclass(frozen=True)
+class CellBootstrap:
+    """Per cell (model, source, target) the Δ (pp) from items and its bootstrap replicates.
+
+    Each target's items are resampled together for every source evaluated on it, so two
+    sources on one target stay paired item by item; targets are resampled independently.
+    """
+
+    rows: dict[CellKey, int]
+    delta: np.ndarray  # (cells,)
+    boot: np.ndarray  # (cells, n_boot)
+    n_items: np.ndarray  # (cells,)
+
+    def combine(self, weights: Mapping[CellKey, float]) -> tuple[float, float, float]:
+        """Return Σ w·Δ over the cells and its 95% percentile CI (NaN when a cell is missing)."""
+        if not weights or any(key not in self.rows for key in weights):
+            return (np.nan, np.nan, np.nan)
+        index = [self.rows[key] for key in weights]
+        w = np.array(list(weights.values()), dtype=float)
+        estimate = float(w @ self.delta[index])
+        low, high = np.nanpercentile(w @ self.boot[index], [2.5, 97.5])
+        return estimate, float(low), float(high)
+
+
+def cell_bootstrap(
+    items: pd.DataFrame | None, metric: str, n_boot: int = 1000, seed: int = 0
+) -> CellBootstrap:
+    """Return every cell's item-bootstrap replicates of Δ (empty without items or for a metric
+    the items do not carry)."""
+    empty = CellBootstrap({}, np.zeros(0), np.zeros((0, n_boot)), np.zeros(0))
+    if items is None or items.empty or not metric.startswith("delta_score"):
+        return empty
+    column = "correct_norm" if metric.startswith("delta_score_norm") else "correct"
     paired = paired_differences(items, column)
     rng = np.random.default_rng(seed)
-    out = []
-    cell = ["model", "source_task", "source_language"]
+    keys: list[CellKey] = []
+    deltas, boots, counts = [], [], []
     for (task, language), block in paired.groupby(["target_task", "target_language"], sort=True):
-        wide = block.pivot(index="doc_id", columns=cell, values="difference")
+        wide = block.pivot(index="doc_id", columns=_SOURCE, values="difference")
         values = wide.to_numpy(float)
         mask = ~np.isnan(values)
         n_docs = values.shape[0]
         weights = rng.multinomial(n_docs, np.full(n_docs, 1 / n_docs), size=n_boot).astype(float)
         with np.errstate(invalid="ignore", divide="ignore"):
             boot = 100.0 * (weights @ np.nan_to_num(values)) / (weights @ mask)
-        low, high = np.nanpercentile(boot, [2.5, 97.5], axis=0)
-        delta = 100.0 * np.nanmean(values, axis=0)
-        for i, (model, source_task, source_language) in enumerate(wide.columns):
-            out.append(
-                (
-                    model,
-                    source_task,
-                    source_language,
-                    task,
-                    language,
-                    delta[i],
-                    low[i],
-                    high[i],
-                    bool(low[i] <= 0 <= high[i]),
-                    int(mask[:, i].sum()),
-                )
-            )
-    return pd.DataFrame(out, columns=CI_COLUMNS)
+        deltas.append(100.0 * np.nanmean(values, axis=0))
+        boots.append(boot.T)
+        counts.append(mask.sum(axis=0))
+        keys += [(m, st, sl, task, language) for m, st, sl in wide.columns]
+    if not keys:
+        return empty
+    return CellBootstrap(
+        {key: i for i, key in enumerate(keys)},
+        np.concatenate(deltas),
+        np.vstack(boots),
+        np.concatenate(counts),
+    )

@@ -180,11 +180,12 @@ def analyze_results(
     table = read_results(path)
     if overrides:
         table = table.with_families(overrides)
-    cells = table.cells
+    cells = table.single_cell().cells  # a mixture's label is no task, its languages no language
+    targets = table.cells
     groups = check_task_groups(
-        groups, set(cells["source_task"]) | set(cells["target_task"]), "--task-group"
+        groups, set(cells["source_task"]) | set(targets["target_task"]), "--task-group"
     )
-    languages = sorted(set(cells["source_language"]) | set(cells["target_language"]))
+    languages = sorted(set(cells["source_language"]) | set(targets["target_language"]))
     families_by_language = language_family_map(language_families, languages)
     result = run_analysis(
         table,

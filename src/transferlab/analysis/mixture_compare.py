@@ -1,6 +1,6 @@
 """Comparisons between mixtures: seen vs unseen languages, and single-task vs multi-task sources.
 
-Both take the item bootstrap of `item_boot`, so a gap or a difference gets a 95% CI from the
+Both take the item bootstrap of `bootstrap.cell_bootstrap`, so a gap or a difference gets a 95% CI from the
 test items, with the two sides of a difference on one target paired item by item.
 """
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from transferlab.analysis.item_boot import CellBootstrap
+from transferlab.analysis.bootstrap import CellBootstrap
 from transferlab.grid import Source, is_mixture_label
 
 SEEN_COLUMNS = [

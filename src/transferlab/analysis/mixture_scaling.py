@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from transferlab.analysis.item_boot import CellBootstrap
+from transferlab.analysis.bootstrap import CellBootstrap
 from transferlab.errors import UserError
 from transferlab.mixtures import SWEEP_COLUMNS
 

@@ -14,7 +14,7 @@ from transferlab.analysis.ablations import (
     varies_training,
 )
 from transferlab.analysis.ablations import reference_rank as choose_reference_rank
-from transferlab.analysis.bootstrap import cell_ci
+from transferlab.analysis.bootstrap import cell_bootstrap, cell_ci
 from transferlab.analysis.consistency import consistency_summary, source_consistency
 from transferlab.analysis.distance import distance_correlation, distance_pairs
 from transferlab.analysis.groups import (
@@ -26,7 +26,6 @@ from transferlab.analysis.groups import (
     roles_by_task_group,
     variance_subsets,
 )
-from transferlab.analysis.item_boot import cell_bootstrap
 from transferlab.analysis.mixture_compare import (
     multitask_vs_single,
     seen_unseen,
@@ -103,7 +102,7 @@ def run_analysis(
     single = table.single_cell().cells
     cells = single[reference_rows(single, reference_rank)]
     items = reference_items(table.items, everything)
-    tasks = set(cells["source_task"]) | set(cells["target_task"])
+    tasks = set(cells["source_task"]) | set(everything["target_task"])
     groups = check_task_groups(task_groups or {}, tasks, f"{table.where}: task groups")
     per_source = source_consistency(cells, column)
     roles = language_roles(cells, column)

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from transferlab.errors import UserError
+from transferlab.grid import is_mixture_label
 from transferlab.report.document import (
     Column,
     Facts,
@@ -88,8 +89,9 @@ def summary_facts(
 ) -> Facts:
     """Return the study's key facts, from run_info.json where present, else from the table."""
     info = run_info or {}
-    tasks = sorted(set(cells["source_task"]) | set(cells["target_task"]))
-    languages = sorted(set(cells["source_language"]) | set(cells["target_language"]))
+    single = cells[~cells["source_task"].map(is_mixture_label)]  # a mixture's label is no task
+    tasks = sorted(set(single["source_task"]) | set(cells["target_task"]))
+    languages = sorted(set(single["source_language"]) | set(cells["target_language"]))
     facts = [
         ("Study", str(info.get("study") or source.name)),
         ("Results", str(source)),
