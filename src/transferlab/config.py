@@ -66,6 +66,30 @@ class ExecutorSettings(_Section):
     )
 
 
+class AlignmentSettings(_Section):
+    """Bilingual lexicon induction on every model state of the study (as ``transferlab align``)."""
+
+    languages: list[str] | None = Field(
+        None, min_length=2, description="languages of the bundled dictionary (null: the study's)"
+    )
+    layers: Literal["all"] | list[int] = Field("all", description="0 = embeddings")
+    methods: list[Literal["proc", "proc_b", "none"]] = Field(
+        ["proc", "proc_b", "none"], min_length=1
+    )
+    retrieval: list[Literal["cosine", "csls"]] = Field(["cosine", "csls"], min_length=1)
+    pooling: Literal["mean", "last"] = "mean"
+    template: str = Field("{entry}", description="carrier text around each entry")
+    normalization: list[Literal["unit", "center"]] = ["unit", "center", "unit"]
+    batch_size: int = Field(32, gt=0)
+
+    @field_validator("languages", "layers", "methods", "retrieval")
+    @classmethod
+    def _once(cls, value: Any) -> Any:
+        if isinstance(value, list) and len(set(value)) != len(value):
+            raise ValueError("lists a value twice")
+        return value
+
+
 class Study(_Section):
     """A whole study: the grid, the recipe, the evaluation and where it runs."""
 
@@ -79,6 +103,9 @@ class Study(_Section):
     train_data: TrainData = TrainData()
     evaluation: EvaluationSettings = EvaluationSettings()
     executor: ExecutorSettings = ExecutorSettings()
+    alignment: AlignmentSettings | None = Field(
+        None, description="also align every model state's languages (lexicon induction)"
+    )
     task_groups: dict[str, list[str]] = Field(
         {}, description="named groups of tasks the analysis is also split by, e.g. curated: [x]"
     )
@@ -302,6 +329,30 @@ def _check_grid(study: Study) -> None:
             )
     if not sources:
         raise UserError(where, "sources: the list is empty", "list at least one task:language")
+    if study.alignment is not None:
+        _check_alignment(study.alignment, study.languages, where)
+
+
+def _check_alignment(settings: AlignmentSettings, languages: list[str], where: str) -> None:
+    """Raise UserError for alignment languages the bundled dictionary lacks or a bad template."""
+    from transferlab.alignment.dictionaries import bundled_concepts
+
+    known = bundled_concepts().languages
+    chosen = settings.languages or languages
+    for language in chosen:
+        if language not in known:
+            raise UserError(where, f"alignment.languages: the bundled dictionary has no entries "
+                            f"for {language!r}{did_you_mean(language, known)}",
+                            f"choose from {', '.join(known)}")  # fmt: skip
+    if len(chosen) < 2:
+        raise UserError(where, "alignment.languages: alignment needs two or more languages",
+                        "list them under alignment.languages")  # fmt: skip
+    if settings.template.count("{entry}") != 1:
+        raise UserError(where, f"alignment.template: {settings.template!r} must hold {{entry}} "
+                        "once", 'write e.g. "Word: {entry}"')  # fmt: skip
+    if isinstance(settings.layers, list) and any(layer < 0 for layer in settings.layers):
+        raise UserError(where, "alignment.layers: a layer index is negative",
+                        "use 0 (embeddings) up to the model's number of layers")  # fmt: skip
 
 
 def _check_model_ref(ref: str, where: str) -> None:

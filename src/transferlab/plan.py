@@ -136,6 +136,7 @@ class Plan:
     units: list[EvalUnit]
     versions: dict[str, str]
     task_refs: tuple[tuple[str, str], ...]
+    align_jobs: list[Any] = field(default_factory=list)  # jobs.align.AlignJob, one per state
 
     def trainings_of(self, model: str, seed: int) -> list[TrainJob]:
         """Return the training jobs of one (model, seed) group."""
@@ -235,7 +236,7 @@ def plan_study(study: Study) -> Plan:
                 units += _units(study, model, job.key, seed, task_hashes)
     headline = {name: spec.metric for name, spec in study.task_specs.items()}
     primary = {name: spec.primary_metric for name, spec in study.task_specs.items()}
-    return Plan(
+    plan = Plan(
         study.name,
         study.model_dump(mode="json"),
         list(study.languages),
@@ -250,6 +251,11 @@ def plan_study(study: Study) -> Plan:
         code_versions(),
         tuple(study.task_refs.items()),
     )
+    # The align kind plans its own jobs (imported here: its module builds on this one).
+    from transferlab.jobs.align import alignment_jobs
+
+    plan.align_jobs = alignment_jobs(study, models, train_jobs)
+    return plan
 
 
 def evaluation_jobs(

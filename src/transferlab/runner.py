@@ -236,6 +236,18 @@ def _export(
     return _Results(table, analysis, summary)
 
 
+def _export_alignment(plan: Plan, store: Store, out: Path) -> Any:
+    """Write alignment.csv of a study that aligns; return its table (None: no alignment:)."""
+    if not plan.align_jobs:
+        return None
+    from transferlab.exports import alignment_table
+    from transferlab.fileio import write_csv
+
+    table = alignment_table(plan, store)
+    write_csv(table, out / "alignment.csv")
+    return table
+
+
 def _report(results: _Results, info: RunInfo, out: Path) -> str:
     from transferlab.report import render_report, write_html
 
@@ -299,6 +311,7 @@ def run_study(
             )
 
         results = _export(plan, store, out, config.task_groups)
+        alignment = _export_alignment(plan, store, out)
         # The report's run facts are those before the analysis: its own time is not known yet.
         report = _report(results, info(), out) if results is not None else ""
         timings["analysis_s"] = round(time.perf_counter() - t1, 3)
