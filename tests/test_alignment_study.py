@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -10,15 +13,20 @@ from study_tiny import write_study
 from transferlab.alignment import align_command
 from transferlab.alignment.command import COLUMNS
 from transferlab.exports import ALIGNMENT_EXTRA_COLUMNS
+from transferlab.report import build_report
 from transferlab.runner import run_study, study_status
 from transferlab.store import Store
 
 ALIGNMENT = {
     "languages": ["en", "de", "zh"],
-    "layers": [0, 2],
+    "layers": [1, 2],
     "methods": ["proc", "none"],
     "retrieval": ["cosine"],
 }
+
+
+# A recipe strong enough to move the tiny model's answers, so the transfer Δs differ.
+RECIPE = ["training.learning_rate=0.05", "training.epochs=2"]
 
 
 @pytest.fixture(autouse=True)
@@ -40,17 +48,21 @@ def test_a_study_aligns_every_model_state_once_and_exports_what_align_computes(
 ):
     study = write_study(tmp_path, tiny_model_dir)
     out = tmp_path / "out"
-    assert run_study(study, progress=False).failed == 0
+    assert run_study(study, overrides=RECIPE, progress=False).failed == 0
     assert not (out / "alignment.csv").exists()  # no alignment: section, no alignment jobs
     trained = len(_starts(out))
 
     # Adding the section adds the alignment jobs alone: trainings and scores keep their keys.
     study = write_study(tmp_path, tiny_model_dir, alignment=ALIGNMENT)
-    assert "alignment: 0 of 5 model state(s) aligned; 5 to go" in study_status(study)
-    assert run_study(study, progress=False).failed == 0
+    assert "alignment: 0 of 5 model state(s) aligned; 5 to go" in study_status(
+        study, overrides=RECIPE
+    )
+    assert run_study(study, overrides=RECIPE, progress=False).failed == 0
     starts = _starts(out)
     assert [kind for kind, _ in starts[trained:]] == ["align"] * 5
-    assert "alignment: 5 of 5 model state(s) aligned; 0 to go" in study_status(study)
+    assert "alignment: 5 of 5 model state(s) aligned; 0 to go" in study_status(
+        study, overrides=RECIPE
+    )
 
     table = pd.read_csv(out / "alignment.csv", keep_default_na=False)
     assert list(table.columns) == COLUMNS + ALIGNMENT_EXTRA_COLUMNS
@@ -66,11 +78,13 @@ def test_a_study_aligns_every_model_state_once_and_exports_what_align_computes(
     # The job's numbers are those `transferlab align` gives for the committed adapter.
     store = Store(out)
     try:
-        folder = next(p for p, _, meta in store.adapters().values() if p.name.startswith("alpha-de.seed1."))
+        folder = next(
+            p for p, _, meta in store.adapters().values() if p.name.startswith("alpha-de.seed1.")
+        )
     finally:
         store.close()
     direct = align_command(str(tiny_model_dir), [folder], ["en", "de", "zh"], tmp_path / "direct",
-                           layers=[0, 2], methods=["proc", "none"], retrievals=["cosine"],
+                           layers=[1, 2], methods=["proc", "none"], retrievals=["cosine"],
                            dtype="float32", progress=False)  # fmt: skip
     keys = ["source_language", "target_language", "layer", "method", "retrieval"]
     for state, name in (("base", "base"), ("alpha:de.seed1", folder.name)):
@@ -78,8 +92,10 @@ def test_a_study_aligns_every_model_state_once_and_exports_what_align_computes(
         theirs = direct[direct["model_state"] == name].set_index(keys)[["p1", "p5", "p10", "mrr"]]
         pd.testing.assert_frame_equal(ours.sort_index(), theirs.sort_index(), atol=1e-12)
 
+    _check_report(out)
+
     # A rerun finds everything done.
-    outcome = run_study(study, progress=False)
+    outcome = run_study(study, overrides=RECIPE, progress=False)
     assert "0 job(s) finished this run" in outcome.summary
     assert len(_starts(out)) == len(starts)
 
@@ -101,3 +117,56 @@ def test_bad_alignment_settings_are_one_line_and_write_nothing(
     assert code == 2 and expected in stderr and str(study) in stderr
     assert len(stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def _table_rows(html: str, table_id: str) -> list[list[str]]:
+    """Return the text of every body cell of the report table ``table_id``, row by row."""
+    block = re.search(rf'id="{table_id}">(.*?)</table>', html, re.S).group(1)
+    body = block.split("<tbody>")[1]
+    return [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in body.split("<tr>")[1:]]
+
+
+def _shown(value: float, digits: int = 2) -> str:
+    return f"{value:+.{digits}f}".replace("-", "\u2212")
+
+
+def _check_report(out):
+    """The run's report has the alignment section, with numbers recomputed here by hand."""
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert '<section id="alignment">' in html and "Cross-lingual alignment" in html
+    table = pd.read_csv(out / "alignment.csv", keep_default_na=False)
+    results = pd.read_csv(out / "results_per_seed.csv")
+    chosen = table[(table["method"] == "proc") & (table["retrieval"] == "cosine")]
+    base = chosen[chosen["model_state"] == "base"]
+    layer = int(base.groupby("layer")["mrr"].mean().idxmax())  # the layer the section leads with
+    at = chosen[chosen["layer"] == layer]
+    base_mrr = at[at["model_state"] == "base"].set_index(["source_language", "target_language"])
+
+    # Alignment after each fine-tune: mean MRR over the pairs from the trained language.
+    rows = {r[0]: r for r in _table_rows(html, "table-alignment-change-tiny")}
+    assert len(rows) == 4
+    tuned = at[(at["model_state"] == "alpha:de.seed1") & (at["source_language"] == "de")]
+    before = [
+        base_mrr.loc[(s, t), "mrr"]
+        for s, t in zip(tuned["source_language"], tuned["target_language"], strict=True)
+    ]
+    change = 100 * (tuned["mrr"].mean() - np.mean(before))
+    assert rows["alpha:de.seed1"][1:4] == [f"{np.mean(before):.3f}", f"{tuned['mrr'].mean():.3f}",
+                                           _shown(change)]  # fmt: skip
+
+    # Change in alignment against the measured MT-CL Δ, one point per adapter and target.
+    points = []
+    mtcl = results[(results["regime"] == "MT-CL")]
+    for r in mtcl.itertuples():
+        state = f"{r.fine_tuned_dataset}:{r.fine_tuned_language}.seed{r.seed}"
+        pair = (r.fine_tuned_language, r.eval_language)
+        mine = at[(at["model_state"] == state) & (at["source_language"] == pair[0])
+                  & (at["target_language"] == pair[1])]  # fmt: skip
+        points.append((100 * (mine["mrr"].iloc[0] - base_mrr.loc[pair, "mrr"]),
+                       r.delta_score_norm))  # fmt: skip
+    x, y = np.array(points).T
+    correlation = _table_rows(html, "table-alignment-change-transfer-tiny")
+    row = next(r for r in correlation if r[0] == str(layer))
+    assert row[1] == "4" and row[2] == _shown(np.corrcoef(x, y)[0, 1])
+    # `transferlab report` on the run folder draws the same section from alignment.csv.
+    assert build_report(out).count('<section id="alignment">') == 1

@@ -165,7 +165,7 @@ ALIGNMENT_EXTRA_COLUMNS = ["model_name", "seed", "fine_tuned_dataset", "fine_tun
 
 def alignment_table(plan: Plan, store: Store) -> pd.DataFrame:
     """Return the committed alignment rows of the plan's model states, in plan order."""
-    from transferlab.alignment.command import COLUMNS
+    from transferlab.alignment.table import COLUMNS
 
     found = store.read(lambda db: alignment_rows(db, [j.key for j in plan.align_jobs]))
     rows = []

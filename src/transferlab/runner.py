@@ -248,10 +248,10 @@ def _export_alignment(plan: Plan, store: Store, out: Path) -> Any:
     return table
 
 
-def _report(results: _Results, info: RunInfo, out: Path) -> str:
+def _report(results: _Results, info: RunInfo, out: Path, alignment: Any = None) -> str:
     from transferlab.report import render_report, write_html
 
-    html = render_report(results.table, results.analysis, info, out.name)
+    html = render_report(results.table, results.analysis, info, out.name, alignment)
     write_html(html, out / "report.html")
     return str(out / "report.html")
 
@@ -313,7 +313,7 @@ def run_study(
         results = _export(plan, store, out, config.task_groups)
         alignment = _export_alignment(plan, store, out)
         # The report's run facts are those before the analysis: its own time is not known yet.
-        report = _report(results, info(), out) if results is not None else ""
+        report = _report(results, info(), out, alignment) if results is not None else ""
         timings["analysis_s"] = round(time.perf_counter() - t1, 3)
         write_json(info().as_dict(), out / "run_info.json")
     finally:

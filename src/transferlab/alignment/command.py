@@ -28,16 +28,12 @@ from transferlab.alignment.mapping import NORMALIZATIONS
 from transferlab.alignment.representations import Pooling, entry_representations
 from transferlab.alignment.retrieval import RETRIEVALS
 from transferlab.alignment.summary import layer_figure, mtcl_pair_transfer, pair_figure, summarize
+from transferlab.alignment.table import ALIGNMENT_FILE, COLUMNS
 from transferlab.analysis.distance import typological_distances
 from transferlab.errors import UserError
 from transferlab.versions import library_versions
 
-ALIGNMENT_FILE = "alignment.csv"
 PROVENANCE_FILE = "alignment.json"
-COLUMNS = [
-    "model_state", "source_language", "target_language", "layer", "method", "retrieval",
-    "p1", "p5", "p10", "mrr", "n_test",
-]  # fmt: skip
 
 
 def parse_languages(text: str) -> list[str]:
