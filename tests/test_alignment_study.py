@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -50,6 +51,7 @@ def test_a_study_aligns_every_model_state_once_and_exports_what_align_computes(
     out = tmp_path / "out"
     assert run_study(study, overrides=RECIPE, progress=False).failed == 0
     assert not (out / "alignment.csv").exists()  # no alignment: section, no alignment jobs
+    assert "align_s" not in json.loads((out / "run_info.json").read_text())["timings"]
     trained = len(_starts(out))
 
     # Adding the section adds the alignment jobs alone: trainings and scores keep their keys.
@@ -63,6 +65,7 @@ def test_a_study_aligns_every_model_state_once_and_exports_what_align_computes(
     assert "alignment: 5 of 5 model state(s) aligned; 0 to go" in study_status(
         study, overrides=RECIPE
     )
+    assert json.loads((out / "run_info.json").read_text())["timings"]["align_s"] > 0
 
     table = pd.read_csv(out / "alignment.csv", keep_default_na=False)
     assert list(table.columns) == COLUMNS + ALIGNMENT_EXTRA_COLUMNS

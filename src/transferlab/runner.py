@@ -293,9 +293,10 @@ def run_study(
         raise
     try:
         driver = _execute(plan, store, executor, config.executor.retries, progress)
-        timings.update({f"{kind}_s": round(s, 3) for kind, s in driver.wall.items()})
+        used = [name for name, kind in KINDS.items() if kind.outstanding(plan, None)]
+        timings.update({f"{kind}_s": round(driver.wall[kind], 3) for kind in used})
         if config.executor.kind == "local":
-            timings.update({f"{kind}_cpu_s": round(s, 3) for kind, s in driver.cpu.items()})
+            timings.update({f"{kind}_cpu_s": round(driver.cpu[kind], 3) for kind in used})
         t1 = time.perf_counter()
 
         def info() -> RunInfo:
