@@ -173,3 +173,40 @@ def _check_report(out):
     assert row[1] == "4" and row[2] == _shown(np.corrcoef(x, y)[0, 1])
     # `transferlab report` on the run folder draws the same section from alignment.csv.
     assert build_report(out).count('<section id="alignment">') == 1
+
+
+def _hand_table():
+    """Base and two adapters (t:de, t:en) aligning en, de, fr at one layer, and their MT-CL Δs."""
+    mrr = {("base", "de", "en"): 0.5, ("base", "de", "fr"): 0.4, ("base", "en", "de"): 0.6,
+           ("base", "en", "fr"): 0.3, ("t:de.seed1", "de", "en"): 0.55,
+           ("t:de.seed1", "de", "fr"): 0.42, ("t:en.seed1", "en", "de"): 0.63,
+           ("t:en.seed1", "en", "fr"): 0.36}  # fmt: skip
+    rows = []
+    for (state, source, target), value in mrr.items():
+        language = "" if state == "base" else state[2:4]
+        rows.append({"model_state": state, "source_language": source, "target_language": target,
+                     "layer": 1, "method": "proc", "retrieval": "cosine", "p1": value,
+                     "p5": 1.0, "p10": 1.0, "mrr": value, "n_test": 10, "model_name": "m",
+                     "seed": "" if state == "base" else 1,
+                     "fine_tuned_dataset": "" if state == "base" else "t",
+                     "fine_tuned_language": language})  # fmt: skip
+    cells = pd.DataFrame({
+        "model": "m", "source_task": "t", "target_task": "t", "regime": "MT-CL",
+        "source_language": ["de", "de", "en", "en"], "target_language": ["en", "fr", "de", "fr"],
+        "delta": [4.0, 1.0, 2.0, 5.0],
+    })  # fmt: skip
+    return pd.DataFrame(rows), cells
+
+
+def test_change_and_base_alignment_are_correlated_with_the_transfer_of_the_same_pairs():
+    from transferlab.alignment.study import base_vs_transfer, change_vs_transfer, view
+
+    alignment, cells = _hand_table()
+    assert view(alignment) == view(alignment[alignment["model_state"] == "base"])
+    change = change_vs_transfer(alignment, cells, "delta", n_boot=100).iloc[0]
+    x = [5.0, 2.0, 3.0, 6.0]  # 100 × (tuned − base) for de→en, de→fr, en→de, en→fr
+    assert change["n"] == 4
+    assert change["pearson_r"] == pytest.approx(np.corrcoef(x, [4.0, 1.0, 2.0, 5.0])[0, 1])
+    base = base_vs_transfer(alignment, cells, "delta", n_boot=100).iloc[0]
+    assert base["pearson_r"] == pytest.approx(np.corrcoef([0.5, 0.4, 0.6, 0.3], [4, 1, 2, 5])[0, 1])
+    assert base["spearman_low"] <= base["spearman_rho"] <= base["spearman_high"]

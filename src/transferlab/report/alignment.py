@@ -14,9 +14,11 @@ from transferlab.alignment.study import (
 )
 from transferlab.alignment.summary import alignment_vs_distance, layer_figure, pair_figure
 from transferlab.analysis import ResultsTable
+from transferlab.grid import BASE
 from transferlab.report.document import (
     Block,
     Column,
+    Notice,
     Section,
     Table,
     TableCell,
@@ -72,9 +74,13 @@ def alignment_section(
         "0–1; changes are × 100. Every number is in alignment.csv."
     ]
     for model, rows in alignment.groupby("model_name", sort=False):
-        chosen = view(rows)
         name = f" ({model})" if alignment["model_name"].nunique() > 1 else ""
         tag = slug(str(model))
+        if not (rows["model_state"] == BASE).any():  # its alignment job failed or is pending
+            blocks.append(Notice(f"notice-alignment-{tag}", f"The base model{name} is not "
+                                 "aligned yet, so nothing is compared with it."))  # fmt: skip
+            continue
+        chosen = view(rows)
         where = f"{chosen.method} + {chosen.retrieval}"
         curves = layer_figure(by_layer(rows.drop(columns="model_name")))
         blocks.append(embed_figure(curves, f"figure-alignment-layers-{tag}",
