@@ -1,10 +1,14 @@
 """BLI over every language pair and layer, for the base model and K adapters, timed by stage.
 
-Runs `transferlab align` (all 55 pairs of the 11 grid languages, one way, every layer, base + 4
-fresh LoRA adapters, Gemma 3 270M by default) and prints the wall time of the representation
-extraction (one batched forward per entry gives every layer) and of mapping + retrieval. Then,
-on a sample of entries, it times what a notebook would do instead, one forward per entry, against
-the batched extraction of the same entries, and checks that both give the same vectors.
+What `transferlab align` computes (all 55 pairs of the 11 grid languages, one way, every layer,
+base + 4 fresh LoRA adapters, Gemma 3 270M by default), through the same functions, timed stage
+by stage: the representation extraction (one batched forward per entry gives every layer), then
+mapping + retrieval state by state, each state's time printed as soon as it is done (with the
+load average: on a shared machine the figures move with it). ``--mapping-budget S`` stops after
+the first state that ends past S seconds of mapping and extrapolates the rest from the states
+done, saying so. Then, on a sample of entries, it times what a notebook would do instead, one
+forward per entry, against the batched extraction of the same entries, and checks that both give
+the same vectors.
 
     .venv/bin/python benchmarks/bench_align.py [--adapters 4] [--method none --method proc]
 """
@@ -12,7 +16,7 @@ the batched extraction of the same entries, and checks that both give the same v
 from __future__ import annotations
 
 import argparse
-import json
+import itertools
 import os
 import sys
 import tempfile
@@ -26,6 +30,11 @@ from bench_eval import make_adapters  # noqa: E402
 from transferlab.hardware import describe_cpu_line  # noqa: E402
 
 LANGUAGES = "ar,bn,de,en,es,fr,hi,id,it,pt,zh"
+
+
+def load() -> str:
+    """Return the 1-, 5- and 15-minute load averages as text."""
+    return "load " + " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def one_forward_per_entry(loaded, words: list[str]):
@@ -53,40 +62,75 @@ def main() -> None:
     parser.add_argument("--method", dest="methods", action="append", default=None)
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     parser.add_argument("--sample", type=int, default=200, help="entries for the unbatched check")
+    parser.add_argument("--mapping-budget", type=float, default=None, help="seconds (see above)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     import numpy as np
+    import pandas as pd
 
-    from transferlab.alignment import Pooling, align_command, bundled_concepts
+    from transferlab.alignment.command import induction_rows
+    from transferlab.alignment.dictionaries import bundled_concepts
     from transferlab.alignment.evaluate import METHODS
-    from transferlab.alignment.representations import entry_representations
+    from transferlab.alignment.representations import Pooling, entry_representations
+    from transferlab.alignment.retrieval import RETRIEVALS
+    from transferlab.alignment.table import COLUMNS
     from transferlab.models import load_model, resolve_model
     from transferlab.scoring.adapters import ModelState
+    from transferlab.scoring.command import model_states
 
     work = Path(tempfile.mkdtemp(prefix="bench-align-"))
-    model_dir = resolve_model(args.model)
-    adapters = make_adapters(model_dir, work / "adapters", args.adapters, rank=32)
+    adapters = make_adapters(resolve_model(args.model), work / "adapters", args.adapters, rank=32)
     languages = args.languages.split(",")
     methods = args.methods or list(METHODS)
+    table = bundled_concepts()
+    dictionaries = [table.pair(s, t) for s, t in itertools.combinations(languages, 2)]
     print(describe_cpu_line())
-    print(f"model {args.model}, {1 + len(adapters)} model states, {len(languages)} languages "
-          f"({len(languages) * (len(languages) - 1) // 2} pairs, one way), every layer, "
-          f"methods {', '.join(methods)}, dtype {args.dtype}")  # fmt: skip
-    print(f"load before: {os.getloadavg()[0]:.2f} (1-min average)")
+    loaded = load_model(args.model, dtype=args.dtype)
+    states = model_states(adapters)
+    n_layers = loaded.model.config.get_text_config().num_hidden_layers + 1
+    print(f"model {args.model} ({loaded.dtype}), {len(states)} model states, {len(languages)} "
+          f"languages ({len(dictionaries)} pairs, one way), {n_layers} layers, methods "
+          f"{', '.join(methods)}, retrieval {', '.join(RETRIEVALS)}; {len(table.concepts)} "
+          f"entries per language ({len(dictionaries[0].train)} seed, "
+          f"{len(dictionaries[0].test)} test pairs)")  # fmt: skip
+    print(f"start: {load()}", flush=True)
+
+    entries = {language: table.entries[language] for language in languages}
     started = time.perf_counter()
-    table = align_command(args.model, adapters, languages, work / "out", methods=methods,
-                          dtype=args.dtype, one_way=True, progress=False, cache=False)  # fmt: skip
-    total = time.perf_counter() - started
-    info = json.loads((work / "out" / "alignment.json").read_text())
-    print(f"rows: {len(table)}; total {total:.1f} s")
-    print(f"  representation extraction: {info['extraction_s']:.1f} s")
-    print(f"  mapping and retrieval:      {info['induction_s']:.1f} s")
-    best = table.loc[table.groupby("model_state")["mrr"].idxmax()]
+    vectors = entry_representations(loaded, states, entries, Pooling(), progress=False,
+                                    cache=False)  # fmt: skip
+    extraction = time.perf_counter() - started
+    n_entries = len(states) * sum(len(words) for words in entries.values())
+    print(f"representation extraction: {extraction:.1f} s ({n_entries} entries × every layer, "
+          f"{n_entries / extraction:.0f} entries/s); {load()}", flush=True)  # fmt: skip
+
+    rows, per_state = [], []
+    layers = list(range(n_layers))
+    for state in states:
+        t0 = time.perf_counter()
+        found, _ = induction_rows(vectors, [state.name], dictionaries, layers, methods,
+                                  RETRIEVALS, ("unit", "center", "unit"))  # fmt: skip
+        per_state.append(time.perf_counter() - t0)
+        rows += found
+        each = per_state[-1] / (len(dictionaries) * n_layers)
+        print(f"  mapping and retrieval, {state.name}: {per_state[-1]:.1f} s ({each:.2f} s per "
+              f"pair and layer, every method and retrieval); {load()}", flush=True)  # fmt: skip
+        if args.mapping_budget is not None and sum(per_state) > args.mapping_budget:
+            break
+    mapping = sum(per_state)
+    print(f"representation extraction: {extraction:.1f} s")
+    if len(per_state) == len(states):
+        print(f"mapping and retrieval:     {mapping:.1f} s")
+    else:
+        estimate = mapping / len(per_state) * len(states)
+        print(f"mapping and retrieval:     {mapping:.1f} s for {len(per_state)} of {len(states)} "
+              f"states; all {len(states)}: about {estimate:.0f} s (extrapolated)")  # fmt: skip
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    best = frame.loc[frame.groupby("model_state")["mrr"].idxmax()]
     print(best.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
 
-    words = list(bundled_concepts().entries["de"][: args.sample])
-    loaded = load_model(args.model, dtype=args.dtype)
+    words = list(table.entries["de"][: args.sample])
     t0 = time.perf_counter()
     batched = entry_representations(loaded, [ModelState("base")], {"de": words}, Pooling(),
                                     progress=False, cache=False)["base", "de"]  # fmt: skip
@@ -99,7 +143,7 @@ def main() -> None:
     print(f"{len(words)} entries, base model: batched extraction {t1 - t0:.1f} s, one forward "
           f"per entry {t2 - t1:.1f} s ({(t2 - t1) / (t1 - t0):.1f}x); largest relative "
           f"difference of a vector {relative.max():.1e} ({loaded.dtype})")  # fmt: skip
-    print(f"load after: {os.getloadavg()[0]:.2f}")
+    print(f"end: {load()}")
 
 
 if __name__ == "__main__":

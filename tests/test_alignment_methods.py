@@ -160,3 +160,32 @@ def test_alignment_vs_transfer_correlates_pairs_present_in_both():
     assert row["pearson_r"] == pytest.approx(np.corrcoef(x, y)[0, 1])
     assert row["spearman_rho"] == pytest.approx(np.corrcoef([4, 3, 2, 1], [4, 2, 3, 1])[0, 1])
     assert row["pearson_low"] <= row["pearson_r"] <= row["pearson_high"]
+
+
+def test_proc_b_given_procs_fit_as_its_first_round_is_unchanged():
+    source, target, order, _ = _rotated_and_shuffled(n=40, d=6)
+    seed = [(i, int(order[i])) for i in range(8)]
+    s_rows, t_rows = zip(*seed, strict=True)
+    first = procrustes(source[list(s_rows)], target[list(t_rows)])
+    alone, reused = (bootstrap_procrustes(source, target, seed, first=f) for f in (None, first))
+    assert alone.sizes == reused.sizes and alone.dictionary == reused.dictionary
+    np.testing.assert_array_equal(alone.weights, reused.weights)
+
+
+def test_proc_with_fewer_seed_pairs_than_dimensions_does_not_depend_on_torch_threads():
+    # 150 pairs in 400 dimensions: the map of the 250 directions no pair spans is LAPACK's
+    # choice, which must not change with the number of threads a job runs with.
+    import torch
+
+    rng = np.random.default_rng(6)
+    source, target = rng.normal(size=(150, 400)), rng.normal(size=(150, 400))
+    previous = torch.get_num_threads()
+    try:
+        found = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            found.append(procrustes(source, target))
+    finally:
+        torch.set_num_threads(previous)
+    np.testing.assert_array_equal(found[0], found[1])
+    assert torch.get_num_threads() == previous

@@ -98,6 +98,30 @@ class ActiveSources(_Section):
     active: ActiveSettings
 
 
+class AlignmentSettings(_Section):
+    """Bilingual lexicon induction on every model state of the study (as ``transferlab align``)."""
+
+    languages: list[str] | None = Field(
+        None, min_length=2, description="languages of the bundled dictionary (null: the study's)"
+    )
+    layers: Literal["all"] | list[int] = Field("all", description="0 = embeddings")
+    methods: list[Literal["proc", "proc_b", "none"]] = Field(
+        ["proc", "proc_b", "none"], min_length=1
+    )
+    retrieval: list[Literal["cosine", "csls"]] = Field(["cosine", "csls"], min_length=1)
+    pooling: Literal["mean", "last"] = "mean"
+    template: str = Field("{entry}", description="carrier text around each entry")
+    normalization: list[Literal["unit", "center"]] = ["unit", "center", "unit"]
+    batch_size: int = Field(32, gt=0)
+
+    @field_validator("languages", "layers", "methods", "retrieval")
+    @classmethod
+    def _once(cls, value: Any) -> Any:
+        if isinstance(value, list) and len(set(value)) != len(value):
+            raise ValueError("lists a value twice")
+        return value
+
+
 class Study(_Section):
     """A whole study: the grid, the recipe, the evaluation and where it runs."""
 
@@ -115,6 +139,9 @@ class Study(_Section):
     train_data: TrainData = TrainData()
     evaluation: EvaluationSettings = EvaluationSettings()
     executor: ExecutorSettings = ExecutorSettings()
+    alignment: AlignmentSettings | None = Field(
+        None, description="also align every model state's languages (lexicon induction)"
+    )
     task_groups: dict[str, list[str]] = Field(
         {}, description="named groups of tasks the analysis is also split by, e.g. curated: [x]"
     )

@@ -23,6 +23,7 @@ from transferlab.mixtures import SWEEP_COLUMNS
 from transferlab.plan import Plan
 from transferlab.runinfo import RunInfo
 from transferlab.store import Store, UnitScore
+from transferlab.store_alignment import alignment_rows
 
 # The table layouts are the analysis module's contract: one definition, read and written alike.
 PER_SEED_COLUMNS = list(PER_SEED_SCHEMA)
@@ -218,3 +219,22 @@ def run_info(plan: Plan, jobs: dict[str, Any], **run: Any) -> RunInfo:
         jobs=jobs,
         **run,
     )
+
+
+# alignment.csv of a run: the columns of `transferlab align`, then which model and source each
+# state is (what relating alignment to the measured transfer joins on)
+ALIGNMENT_EXTRA_COLUMNS = ["model_name", "seed", "fine_tuned_dataset", "fine_tuned_language"]
+
+
+def alignment_table(plan: Plan, store: Store) -> pd.DataFrame:
+    """Return the committed alignment rows of the plan's model states, in plan order."""
+    from transferlab.alignment.table import COLUMNS
+
+    found = store.read(lambda db: alignment_rows(db, [j.key for j in plan.align_jobs]))
+    rows = []
+    for job in plan.align_jobs:
+        task, language = _source_keys(job.source) if job.source is not None else ("", "")
+        extra = {"model_name": job.model.name, "seed": "" if job.seed is None else job.seed,
+                 "fine_tuned_dataset": task, "fine_tuned_language": language}  # fmt: skip
+        rows += [{"model_state": job.state_name} | row | extra for row in found.get(job.key, [])]
+    return pd.DataFrame(rows, columns=[*COLUMNS, *ALIGNMENT_EXTRA_COLUMNS])

@@ -62,6 +62,12 @@ class Plan:
         """Return the evaluation units, one per (model state, target cell)."""
         return self.work["evaluate"]
 
+    @property
+    def align_jobs(self) -> list[Any]:
+        """Return the alignment jobs (``jobs.align.AlignJob``), one per model state; none
+        without an ``alignment:`` section."""
+        return self.work.get("align", [])
+
     def trainings_of(self, model: str, seed: int) -> list[TrainJob]:
         """Return the training jobs of one (model, seed) group."""
         return [j for j in self.train_jobs if j.model.name == model and j.seed == seed]

@@ -255,7 +255,21 @@ def _export(
     return _Results(table, analysis, summary)
 
 
-def _report(results: _Results, info: RunInfo, out: Path, active: ActiveRun | None) -> str:
+def _export_alignment(plan: Plan, store: Store, out: Path) -> Any:
+    """Write alignment.csv of a study that aligns; return its table (None: no alignment:)."""
+    if not plan.align_jobs:
+        return None
+    from transferlab.exports import alignment_table
+    from transferlab.fileio import write_csv
+
+    table = alignment_table(plan, store)
+    write_csv(table, out / "alignment.csv")
+    return table
+
+
+def _report(
+    results: _Results, info: RunInfo, out: Path, active: ActiveRun | None, alignment: Any = None
+) -> str:
     from transferlab.report import render_report, write_html
 
     extra = []
@@ -263,7 +277,7 @@ def _report(results: _Results, info: RunInfo, out: Path, active: ActiveRun | Non
         from transferlab.report.prediction import prediction_section
 
         extra.append(prediction_section(results.table, active.rounds, active.settings.model_dump()))
-    html = render_report(results.table, results.analysis, info, out.name, extra)
+    html = render_report(results.table, results.analysis, info, out.name, extra, alignment)
     write_html(html, out / "report.html")
     return str(out / "report.html")
 
@@ -324,9 +338,10 @@ def run_study(
         raise
     try:
         driver, plan, active = _execute(config, plan, store, executor, progress)
-        timings.update({f"{kind}_s": round(s, 3) for kind, s in driver.wall.items()})
+        used = [name for name, kind in KINDS.items() if kind.outstanding(plan, None)]
+        timings.update({f"{kind}_s": round(driver.wall[kind], 3) for kind in used})
         if config.executor.kind == "local":
-            timings.update({f"{kind}_cpu_s": round(s, 3) for kind, s in driver.cpu.items()})
+            timings.update({f"{kind}_cpu_s": round(driver.cpu[kind], 3) for kind in used})
         t1 = time.perf_counter()
 
         def info() -> RunInfo:
@@ -342,8 +357,9 @@ def run_study(
             )
 
         results = _export(plan, store, out, config.task_groups)
+        alignment = _export_alignment(plan, store, out)
         # The report's run facts are those before the analysis: its own time is not known yet.
-        report = _report(results, info(), out, active) if results is not None else ""
+        report = _report(results, info(), out, active, alignment) if results is not None else ""
         timings["analysis_s"] = round(time.perf_counter() - t1, 3)
         write_json(info().as_dict(), out / "run_info.json")
     finally:

@@ -85,14 +85,16 @@ def study_status(
         plan, active = recorded_plan(plan, out, config.active)
     store = Store.open_existing(out)
     if store is None:
-        pending = " and ".join(f"{k.outstanding(plan, None)} {k.title}" for k in KINDS.values())
+        counts = [(k.outstanding(plan, None), k.title) for k in KINDS.values()]
+        # a kind the study does not use (no alignment: section, say) is not mentioned
+        pending = " and ".join(f"{n} {title}" for n, title in counts if n)
         return f"Study {config.name} ({out}): nothing run yet — {pending} job(s) pending{active}"
     try:
         t = tally(plan, store)
     finally:
         store.close()
     lines = [f"Study {config.name} ({out}){active}"]
-    lines += [f"  {k.line}" for k in t.kinds.values()]
+    lines += [f"  {k.line}" for k in t.kinds.values() if k.done + k.pending]
     lines += [f"  running: {r['label']} (held by {r['owner']})" for r in t.running]
     lines += [
         f"  failed:  {f['label']} — {f['error']} ({f['attempts']} attempt(s))" for f in t.failed

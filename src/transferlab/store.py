@@ -16,16 +16,18 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from transferlab.errors import UserError
 from transferlab.owners import current_owner, owner_is_dead
 from transferlab.records import JobRecord, UnitScore, pack_items, unpack_items
+from transferlab.store_alignment import SCHEMA as ALIGNMENT_SCHEMA
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The records and the lease-holder functions are part of the store's interface, wherever defined.
 __all__ = [
@@ -109,7 +111,9 @@ class Store:
         self.path = self.out_dir / DB_NAME
         self._db = self._connect()
         self._check_format()
-        self._db.executescript(SCHEMA)  # idempotent; executescript manages its own transaction
+        self._db.executescript(
+            SCHEMA + ALIGNMENT_SCHEMA
+        )  # idempotent; executescript manages its own transaction
         self._db.execute(f"PRAGMA user_version = {STORE_FORMAT}")
         self._heartbeat: threading.Thread | None = None
         self._stop = threading.Event()
@@ -372,6 +376,20 @@ class Store:
             payload = row.fetchone()
             if payload is not None:
                 yield key, unpack_items(payload[0])
+
+    # --- kinds with tables of their own (store_alignment.py) ---------------------------------
+
+    def commit_with(self, key: str, insert: Callable[[sqlite3.Connection], None]) -> bool:
+        """Run ``insert`` in the transaction that marks job ``key`` done; False if not ours."""
+        with self._commit_job(key) as db:
+            if db is None:
+                return False
+            insert(db)
+        return True
+
+    def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        """Return what ``query`` reads from the store's connection."""
+        return query(self._db)
 
     # --- reading --------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from transferlab.errors import UserError, did_you_mean
 from transferlab.grid import Cell
 
 if TYPE_CHECKING:
-    from transferlab.config import ActiveSettings, Study
+    from transferlab.config import ActiveSettings, AlignmentSettings, Study
 
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -83,6 +83,30 @@ def check_study(study: Study) -> None:
                 f"give {key} one value (run one study per {key})",
             )
     study.training_variants  # noqa: B018 -- raises UserError for a bad axis value
+    if study.alignment is not None:
+        _check_alignment(study.alignment, study.languages, where)
+
+
+def _check_alignment(settings: AlignmentSettings, languages: list[str], where: str) -> None:
+    """Raise UserError for alignment languages the bundled dictionary lacks or a bad template."""
+    from transferlab.alignment.dictionaries import bundled_concepts
+
+    known = bundled_concepts().languages
+    chosen = settings.languages or languages
+    for language in chosen:
+        if language not in known:
+            raise UserError(where, f"alignment.languages: the bundled dictionary has no entries "
+                            f"for {language!r}{did_you_mean(language, known)}",
+                            f"choose from {', '.join(known)}")  # fmt: skip
+    if len(chosen) < 2:
+        raise UserError(where, "alignment.languages: alignment needs two or more languages",
+                        "list them under alignment.languages")  # fmt: skip
+    if settings.template.count("{entry}") != 1:
+        raise UserError(where, f"alignment.template: {settings.template!r} must hold {{entry}} "
+                        "once", 'write e.g. "Word: {entry}"')  # fmt: skip
+    if isinstance(settings.layers, list) and any(layer < 0 for layer in settings.layers):
+        raise UserError(where, "alignment.layers: a layer index is negative",
+                        "use 0 (embeddings) up to the model's number of layers")  # fmt: skip
 
 
 def _check_active(active: ActiveSettings, cells: set[Cell], where: str) -> None:

@@ -46,14 +46,20 @@ def _sources(part: tuple[str, ...]) -> list[Path]:
 
 
 @cache
+def source_hash(entries: tuple[str, ...]) -> str:
+    """Return a 12-hex-digit hash of transferlab's source files or folders ``entries``."""
+    package = Path(__file__).parent
+    digest = hashlib.sha256()
+    for file in _sources(entries):
+        name = str(file.relative_to(package))
+        digest.update(name.encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@cache
 def code_versions() -> dict[str, str]:
     """Return the library versions plus a hash of transferlab's sources per part (CODE_PARTS)."""
-    package = Path(__file__).parent
     found = library_versions()
     for part, entries in CODE_PARTS.items():
-        digest = hashlib.sha256()
-        for file in _sources(entries):
-            name = str(file.relative_to(package))
-            digest.update(name.encode() + b"\0" + file.read_bytes())
-        found[f"transferlab.{part}"] = digest.hexdigest()[:12]
+        found[f"transferlab.{part}"] = source_hash(entries)
     return found

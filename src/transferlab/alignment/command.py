@@ -17,21 +17,23 @@ from transferlab.alignment.dictionaries import (
     bundled_concepts,
     read_dictionary,
 )
-from transferlab.alignment.evaluate import METHODS, check_choices, induce
+from transferlab.alignment.evaluate import (
+    METHODS,
+    Space,
+    check_choices,
+    induce_spaces,
+    prepare_space,
+)
 from transferlab.alignment.mapping import NORMALIZATIONS
 from transferlab.alignment.representations import Pooling, entry_representations
 from transferlab.alignment.retrieval import RETRIEVALS
 from transferlab.alignment.summary import layer_figure, mtcl_pair_transfer, pair_figure, summarize
+from transferlab.alignment.table import ALIGNMENT_FILE, COLUMNS
 from transferlab.analysis.distance import typological_distances
 from transferlab.errors import UserError
 from transferlab.versions import library_versions
 
-ALIGNMENT_FILE = "alignment.csv"
 PROVENANCE_FILE = "alignment.json"
-COLUMNS = [
-    "model_state", "source_language", "target_language", "layer", "method", "retrieval",
-    "p1", "p5", "p10", "mrr", "n_test",
-]  # fmt: skip
 
 
 def parse_languages(text: str) -> list[str]:
@@ -126,14 +128,10 @@ def align_command(
     vectors = entry_representations(loaded, states, entries, pooling, batch_size, progress, cache)
     extracted = time.time()
 
-    rows, dropped = [], {}
-    for state, d, layer in itertools.product(states, dictionaries, layer_list):
-        source = vectors[state.name, d.source_language][layer]
-        target = vectors[state.name, d.target_language][layer]
-        for result in induce(d, source, target, methods, retrievals, normalization):
-            dropped[f"{d.source_language}-{d.target_language}"] = result.pop("n_dropped")
-            rows.append({"model_state": state.name, "source_language": d.source_language,
-                         "target_language": d.target_language, "layer": layer} | result)  # fmt: skip
+    rows, dropped = induction_rows(
+        vectors, [s.name for s in states], dictionaries, layer_list, methods, retrievals,
+        normalization,
+    )  # fmt: skip
     table = pd.DataFrame(rows, columns=COLUMNS)
     tables = summarize(table, typological_distances(list(languages)), pair_transfer)
     figures = {"alignment_layers": layer_figure(tables["alignment_by_layer"]),
@@ -148,6 +146,38 @@ def align_command(
         provenance["results"] = str(results)
     _write(out_dir, table, provenance, tables, figures)
     return table
+
+
+def induction_rows(
+    vectors: dict[tuple[str, str], Any],
+    states: Sequence[str],
+    dictionaries: Sequence[BilingualDictionary],
+    layers: Sequence[int],
+    methods: Sequence[str],
+    retrievals: Sequence[str],
+    normalization: Sequence[str],
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Return alignment.csv's rows (state, pair, layer order) and the test pairs dropped per pair.
+
+    ``vectors`` maps (state, language) to [layers, entries, hidden]. Each language's normalised
+    space at a layer is prepared once and shared by every pair it is part of.
+    """
+    found, dropped = {}, {}
+    for state, layer in itertools.product(states, layers):
+        spaces: dict[str, Space] = {}
+        for k, d in enumerate(dictionaries):
+            for language in (d.source_language, d.target_language):
+                if language not in spaces:
+                    spaces[language] = prepare_space(vectors[state, language][layer], normalization)
+            pair = spaces[d.source_language], spaces[d.target_language]
+            found[state, k, layer] = induce_spaces(d, *pair, methods, retrievals)
+    rows = []
+    for state, (k, d), layer in itertools.product(states, enumerate(dictionaries), layers):
+        for result in found[state, k, layer]:
+            dropped[f"{d.source_language}-{d.target_language}"] = result.pop("n_dropped")
+            rows.append({"model_state": state, "source_language": d.source_language,
+                         "target_language": d.target_language, "layer": layer} | result)  # fmt: skip
+    return rows, dropped
 
 
 def _pair_transfer(results: Path) -> Any:

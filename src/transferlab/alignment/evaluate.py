@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from transferlab.alignment.dictionaries import BilingualDictionary
 from transferlab.alignment.mapping import bootstrap_procrustes, normalize, procrustes
-from transferlab.alignment.retrieval import RETRIEVALS, bli_scores, gold_ranks, similarity_matrix
+from transferlab.alignment.retrieval import (
+    RETRIEVALS,
+    bli_scores,
+    gold_ranks,
+    similarity_matrices,
+)
 from transferlab.errors import UserError
 
 METHODS = ("none", "proc", "proc_b")
@@ -23,6 +29,23 @@ def check_choices(methods: Sequence[str], retrievals: Sequence[str]) -> None:
         for value in given:
             if value not in known:
                 raise UserError(name, f"unknown {name[2:]} {value!r}", f"use {', '.join(known)}")
+
+
+@dataclass(frozen=True)
+class Space:
+    """One language's entries at one layer, ready for induction: normalised rows with a vector."""
+
+    vectors: np.ndarray  # normalised rows of the entries that have a vector
+    position: dict[int, int]  # entry index → row of ``vectors``
+
+
+def prepare_space(vectors: np.ndarray, steps: Sequence[str] = ("unit", "center", "unit")) -> Space:
+    """Return the entries of ``vectors`` that have one (no NaN), normalised by ``steps``.
+
+    A space depends on its language alone, so one serves every pair that language is part of.
+    """
+    rows = np.flatnonzero(~np.isnan(vectors).any(axis=1))
+    return Space(normalize(vectors[rows], steps), {int(r): k for k, r in enumerate(rows)})
 
 
 def induce(
@@ -40,13 +63,20 @@ def induce(
     whose word is missing from the vocabulary; the retrieval vocabulary is every target entry
     that has a vector.
     """
-    src_ok = ~np.isnan(source).any(axis=1)
-    trg_ok = ~np.isnan(target).any(axis=1)
-    src_rows, trg_rows = np.flatnonzero(src_ok), np.flatnonzero(trg_ok)
-    src_pos = {int(r): k for k, r in enumerate(src_rows)}
-    trg_pos = {int(r): k for k, r in enumerate(trg_rows)}
-    xs = normalize(source[src_rows], steps)
-    xt = normalize(target[trg_rows], steps)
+    spaces = prepare_space(source, steps), prepare_space(target, steps)
+    return induce_spaces(dictionary, *spaces, methods, retrievals)
+
+
+def induce_spaces(
+    dictionary: BilingualDictionary,
+    source: Space,
+    target: Space,
+    methods: Sequence[str] = METHODS,
+    retrievals: Sequence[str] = RETRIEVALS,
+) -> list[dict[str, object]]:
+    """Return ``induce``'s rows for two prepared spaces."""
+    xs, xt = source.vectors, target.vectors
+    src_pos, trg_pos = source.position, target.position
 
     def usable(pairs):
         return [(src_pos[s], trg_pos[t]) for s, t in pairs if s in src_pos and t in trg_pos]
@@ -56,22 +86,27 @@ def induce(
         raise UserError(dictionary.origin, "no usable test pairs", "give a non-empty test split")
     queries = np.array([s for s, _ in test])
     gold = np.array([t for _, t in test])
+    proc = None  # PROC's map, fitted once: a method of its own and PROC-B's first round
     rows = []
     for method in methods:
         if method == "none":
             mapped = xs
         elif not seed:
             raise UserError(dictionary.origin, f"{method} needs seed pairs", "add train pairs")
-        elif method == "proc":
-            s_idx, t_idx = (np.array(side) for side in zip(*seed, strict=True))
-            mapped = xs @ procrustes(xs[s_idx], xt[t_idx])
         else:
-            mapped = xs @ bootstrap_procrustes(xs, xt, seed).weights
+            if proc is None:
+                s_idx, t_idx = (np.array(side) for side in zip(*seed, strict=True))
+                proc = procrustes(xs[s_idx], xt[t_idx])
+            if method == "proc":
+                mapped = xs @ proc
+            else:  # PROC-B dedupes its seed; its first round is PROC only if nothing repeats
+                first = proc if len(set(seed)) == len(seed) else None
+                mapped = xs @ bootstrap_procrustes(xs, xt, seed, first=first).weights
+        scores = similarity_matrices(mapped[queries], xt, retrievals, all_queries=mapped)
         for retrieval in retrievals:
-            scores = similarity_matrix(mapped[queries], xt, retrieval, all_queries=mapped)
             rows.append(
                 {"method": method, "retrieval": retrieval}
-                | bli_scores(gold_ranks(scores, gold))
+                | bli_scores(gold_ranks(scores[retrieval], gold))
                 | {"n_test": len(test), "n_dropped": len(dictionary.test) - len(test)}
             )
     return rows

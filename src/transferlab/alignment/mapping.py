@@ -42,8 +42,18 @@ def procrustes(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
     # torch's LAPACK is several times faster than numpy's here; float64 keeps W orthogonal.
     product = torch.from_numpy(np.ascontiguousarray(source.T @ target, dtype=np.float64))
-    u, _, vt = torch.linalg.svd(product)
-    return (u @ vt).numpy()
+    # One thread, always: with fewer seed pairs than dimensions the map of the directions no
+    # seed pair spans is LAPACK's arbitrary choice, and MKL's choice changes with its thread
+    # count, so a pinned count makes the numbers independent of the executor's threads. It is
+    # also faster wherever the cores are shared (2 threads: 11.8 s per SVD at load 10 on 2
+    # cores; 1 thread: 1.0 s).
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        u, _, vt = torch.linalg.svd(product)
+        return (u @ vt).numpy()
+    finally:
+        torch.set_num_threads(previous)
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,19 @@ class Bootstrap:
     dictionary: tuple[tuple[int, int], ...]
 
 
+def _mutual(
+    src: np.ndarray, trg: np.ndarray, w_st: np.ndarray, w_ts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (source rows, target rows, scores) of the mutual pairs of unit-row ``src``, ``trg``."""
+    forward = unit_rows(src @ w_st) @ trg.T  # mapped source × target
+    backward = unit_rows(trg @ w_ts) @ src.T  # mapped target × source
+    nearest_target = forward.argmax(axis=1)
+    nearest_source = backward.argmax(axis=1)
+    sources = np.flatnonzero(nearest_source[nearest_target] == np.arange(len(src)))
+    targets = nearest_target[sources]
+    return sources, targets, (forward[sources, targets] + backward[targets, sources]) / 2
+
+
 def mutual_neighbours(
     source: np.ndarray, target: np.ndarray, w_st: np.ndarray, w_ts: np.ndarray
 ) -> list[tuple[int, int, float]]:
@@ -64,16 +87,8 @@ def mutual_neighbours(
     for their nearest source (cosine); a pair is mutual when each is the other's choice. Its
     score is the mean of the two cosines.
     """
-    src, trg = unit_rows(source), unit_rows(target)
-    forward = unit_rows(source @ w_st) @ trg.T  # mapped source × target
-    backward = unit_rows(target @ w_ts) @ src.T  # mapped target × source
-    nearest_target = forward.argmax(axis=1)
-    nearest_source = backward.argmax(axis=1)
-    return [
-        (s, int(t), float((forward[s, t] + backward[t, s]) / 2))
-        for s, t in enumerate(nearest_target)
-        if nearest_source[t] == s
-    ]
+    found = _mutual(unit_rows(source), unit_rows(target), w_st, w_ts)
+    return [(int(s), int(t), float(v)) for s, t, v in zip(*found, strict=True)]
 
 
 def bootstrap_procrustes(
@@ -82,6 +97,7 @@ def bootstrap_procrustes(
     seed: Sequence[tuple[int, int]],
     growth: float = 1.5,
     limit: int = 10_000,
+    first: np.ndarray | None = None,
 ) -> Bootstrap:
     """Return PROC-B's map from the rows of ``source`` to those of ``target``, grown from ``seed``.
 
@@ -91,23 +107,28 @@ def bootstrap_procrustes(
     both sides are candidates), as xling-eval's ``project_proc_bootstrap`` does. xling-eval ranks
     candidates by the sum of their words' frequency ranks; entries here have no frequencies, so
     candidates are ranked by their mean cosine (most confident first, ties by source row).
+    ``first`` is PROC's fit on ``seed`` when the caller has it already (it is round one's map).
     """
     dictionary = tuple(dict.fromkeys((int(s), int(t)) for s, t in seed))
     if not dictionary:
         raise UserError("seed dictionary", "is empty", "give PROC-B at least one seed pair")
+    src, trg = unit_rows(source), unit_rows(target)  # once: every round compares unit rows
     sizes: list[int] = []
     previous = 0
     while True:
-        s_rows, t_rows = (np.array(side) for side in zip(*dictionary, strict=True))
-        w_st = procrustes(source[s_rows], target[t_rows])
+        if first is not None and not sizes:
+            w_st = first
+        else:
+            s_rows, t_rows = (np.array(side) for side in zip(*dictionary, strict=True))
+            w_st = procrustes(source[s_rows], target[t_rows])
         sizes.append(len(dictionary))
         if len(dictionary) < 1.01 * previous or len(dictionary) >= limit:
             return Bootstrap(w_st, tuple(sizes), dictionary)
         previous = len(dictionary)
         w_ts = w_st.T  # PROC from target to source on the same pairs is the transpose
-        pairs = mutual_neighbours(source, target, w_st, w_ts)
-        if not pairs:  # nothing to grow from: keep this round's map
+        sources, targets, scores = _mutual(src, trg, w_st, w_ts)
+        if not len(sources):  # nothing to grow from: keep this round's map
             return Bootstrap(w_st, tuple(sizes), dictionary)
-        pairs.sort(key=lambda p: (-p[2], p[0]))
-        keep = min(int(growth * len(dictionary)), limit)
-        dictionary = tuple((s, t) for s, t, _ in pairs[:keep])
+        order = np.lexsort((sources, -scores))  # most confident first, ties by source row
+        keep = order[: min(int(growth * len(dictionary)), limit)]
+        dictionary = tuple(zip(sources[keep].tolist(), targets[keep].tolist(), strict=True))

@@ -67,7 +67,7 @@ def correlate(x: pd.Series, y: pd.Series, n_boot: int = 1000, seed: int = 0) -> 
     values = pd.DataFrame({"x": x.to_numpy(), "y": y.to_numpy()}).dropna()
     n = len(values)
     out: dict[str, float] = {"n": n}
-    if n < 3:
+    if n < 3 or values["x"].nunique() == 1 or values["y"].nunique() == 1:  # undefined
         return out | dict.fromkeys(
             ["pearson_r", "pearson_p", "pearson_low", "pearson_high",
              "spearman_rho", "spearman_p", "spearman_low", "spearman_high"], float("nan"))  # fmt: skip

@@ -8,6 +8,8 @@ with the higher index comes first. P@k is the share of ranks ≤ k; MRR the mean
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 RETRIEVALS = ("cosine", "csls")
@@ -22,7 +24,40 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
 
 def _mean_top_k(similarities: np.ndarray, k: int) -> np.ndarray:
     k = min(k, similarities.shape[1])
-    return np.sort(similarities, axis=1)[:, -k:].mean(axis=1)
+    # A partition finds the k largest in linear time; sorting just those k gives the same
+    # values in the same order as sorting whole rows, so the mean is the same to the last bit.
+    top = np.partition(similarities, similarities.shape[1] - k, axis=1)[:, -k:]
+    return np.sort(top, axis=1).mean(axis=1)
+
+
+def similarity_matrices(
+    queries: np.ndarray,
+    targets: np.ndarray,
+    retrievals: Sequence[str] = RETRIEVALS,
+    all_queries: np.ndarray | None = None,
+    k: int = CSLS_K,
+) -> dict[str, np.ndarray]:
+    """Return {retrieval: query × target scores} for each of ``retrievals`` (see below).
+
+    Cosine is computed once and CSLS built on it: ``2 cos − r_T(x) − r_S(y)``, where ``r_T(x)``
+    is the mean cosine of query ``x`` to its ``k`` nearest targets and ``r_S(y)`` the mean
+    cosine of target ``y`` to its ``k`` nearest rows of ``all_queries`` (the whole mapped source
+    vocabulary; default: ``queries``).
+    """
+    for retrieval in retrievals:
+        if retrieval not in RETRIEVALS:
+            raise ValueError(f"unknown retrieval {retrieval!r}")
+    q, t = unit_rows(queries), unit_rows(targets)
+    cosine = q @ t.T
+    out = {}
+    if "cosine" in retrievals:
+        out["cosine"] = cosine
+    if "csls" in retrievals:
+        pool = q if all_queries is None else unit_rows(all_queries)
+        r_target = _mean_top_k(cosine, k)  # per query
+        r_source = _mean_top_k(t @ pool.T, k)  # per target
+        out["csls"] = 2 * cosine - r_target[:, None] - r_source[None, :]
+    return {name: out[name] for name in retrievals}
 
 
 def similarity_matrix(
@@ -32,22 +67,8 @@ def similarity_matrix(
     all_queries: np.ndarray | None = None,
     k: int = CSLS_K,
 ) -> np.ndarray:
-    """Return query × target scores: cosine, or CSLS ``2 cos − r_T(x) − r_S(y)``.
-
-    For CSLS, ``r_T(x)`` is the mean cosine of query ``x`` to its ``k`` nearest targets and
-    ``r_S(y)`` the mean cosine of target ``y`` to its ``k`` nearest rows of ``all_queries`` (the
-    whole mapped source vocabulary; default: ``queries``).
-    """
-    q, t = unit_rows(queries), unit_rows(targets)
-    cosine = q @ t.T
-    if retrieval == "cosine":
-        return cosine
-    if retrieval != "csls":
-        raise ValueError(f"unknown retrieval {retrieval!r}")
-    pool = q if all_queries is None else unit_rows(all_queries)
-    r_target = _mean_top_k(cosine, k)  # per query
-    r_source = _mean_top_k(t @ pool.T, k)  # per target
-    return 2 * cosine - r_target[:, None] - r_source[None, :]
+    """Return the query × target scores of one retrieval (see ``similarity_matrices``)."""
+    return similarity_matrices(queries, targets, (retrieval,), all_queries, k)[retrieval]
 
 
 def gold_ranks(similarities: np.ndarray, gold: np.ndarray) -> np.ndarray:

@@ -10,6 +10,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from transferlab.alignment.table import ALIGNMENT_FILE
+from transferlab.alignment.table import COLUMNS as ALIGNMENT_COLUMNS
 from transferlab.analysis import AnalysisResult, ResultsTable, read_results, run_analysis
 from transferlab.analysis.ablations import reference_rows
 from transferlab.analysis.figures import analysis_figures
@@ -71,7 +75,10 @@ def build_report(
         task_groups = ((run_info or {}).get("config") or {}).get("task_groups") or {}
     result = run_analysis(table, metric, task_groups=task_groups)
     folder = source if source.is_dir() else source.parent
-    return render_report(table, result, run_info, source.name, _active_sections(folder, table))
+    beside = folder / ALIGNMENT_FILE
+    alignment = read_alignment(beside) if beside.is_file() else None
+    extra = _active_sections(folder, table)
+    return render_report(table, result, run_info, source.name, extra, alignment)
 
 
 def _active_sections(folder: Path, table: ResultsTable) -> list[Section]:
@@ -96,10 +103,12 @@ def render_report(
     run_info: RunInfo | Mapping[str, Any] | None,
     name: str,
     extra: Sequence[Section] = (),
+    alignment: pd.DataFrame | None = None,
 ) -> str:
     """Return the HTML report of an analysed table; ``name`` titles it when run_info has none.
 
-    ``extra`` sections (an active study's prediction) come before the problems section.
+    ``extra`` sections (an active study's prediction) come before the problems section;
+    ``alignment`` (a run's alignment.csv) adds the alignment section.
     """
     if isinstance(run_info, RunInfo):
         run_info = run_info.as_dict()
@@ -152,6 +161,8 @@ def render_report(
     ablations = ablation_section(Context(table=full_table, result=result, delta=delta))
     if ablations is not None:
         sections.insert(-1, ablations)
+    if alignment is not None and len(alignment):
+        sections.insert(-1, _alignment(alignment, table, result.metric, delta))
     title = str((run_info or {}).get("study") or name)
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     transferlab_version = version("transferlab")
@@ -162,6 +173,26 @@ def render_report(
         footer=f"Written by transferlab {transferlab_version} from {table.where} on {created}.",
         version=transferlab_version,
     )
+
+
+def read_alignment(file: Path) -> pd.DataFrame:
+    """Return a run's alignment.csv (UserError naming the file if it lacks a column)."""
+    from transferlab.exports import ALIGNMENT_EXTRA_COLUMNS
+
+    frame = pd.read_csv(file, keep_default_na=False, na_values=[""])
+    missing = [c for c in [*ALIGNMENT_COLUMNS, *ALIGNMENT_EXTRA_COLUMNS] if c not in frame]
+    if missing:
+        raise UserError(file, f"lacks the column(s) {', '.join(missing)}",
+                        "rerun the study to write it again")  # fmt: skip
+    return frame
+
+
+def _alignment(alignment: pd.DataFrame, table: ResultsTable, metric: str, delta: str) -> Section:
+    from transferlab.analysis.distance import typological_distances
+    from transferlab.report.alignment import alignment_section
+
+    languages = sorted(set(alignment["source_language"]) | set(alignment["target_language"]))
+    return alignment_section(alignment, table, metric, delta, typological_distances(languages))
 
 
 def write_report(
