@@ -82,6 +82,9 @@ class Study(_Section):
     task_groups: dict[str, list[str]] = Field(
         {}, description="named groups of tasks the analysis is also split by, e.g. curated: [x]"
     )
+    trust_task_code: bool = Field(
+        False, description="import lm-eval task files' `!function` code from their folders"
+    )
     out_dir: Path | None = None
     # Where the YAML was read from: relative task paths and error messages refer to it.
     _origin: Path = PrivateAttr(Path("<study>"))
@@ -120,7 +123,7 @@ class Study(_Section):
             elif Path(ref).is_file():
                 ref = str(Path(ref).resolve())
             try:
-                name = get_task(ref).name
+                name = get_task(ref, self.trust_task_code).name
             except UserError as error:  # name the study, which is what the user edits
                 raise UserError(self.origin, f"tasks: {error.what}", error.fix) from None
             if name in refs:
@@ -133,7 +136,7 @@ class Study(_Section):
         """Return the resolved tasks by their name in results."""
         from transferlab.tasks import get_task
 
-        return {name: get_task(ref) for name, ref in self.task_refs.items()}
+        return {name: get_task(ref, self.trust_task_code) for name, ref in self.task_refs.items()}
 
     @property
     def cells(self) -> list[Cell]:
@@ -265,9 +268,6 @@ def _check_grid(study: Study) -> None:
             )
     specs = study.task_specs  # raises UserError for unknown tasks
     for name, spec in specs.items():
-        if spec.output_type != "multiple_choice":
-            raise UserError(where, f"tasks: {name!r} is a generative task, which a study does not "
-                            "train or score yet", "score it with `transferlab evaluate`")  # fmt: skip
         for lang in study.languages:
             if lang not in spec.languages:
                 raise UserError(

@@ -57,6 +57,7 @@ class TrainJob:
     adapter_name: str  # folder under the store's adapters/
     provenance: dict[str, Any] = field(compare=False)
     kind: str = "train"
+    trust_task_code: bool = False  # the study's opt-in for lm-eval `!function` task code
 
     @property
     def label(self) -> str:
@@ -99,6 +100,7 @@ class EvalJob:
     provenance: dict[str, Any] = field(compare=False)
     state_names: dict[str, str] = field(default_factory=dict, compare=False)  # key → readable
     kind: str = "evaluate"
+    trust_task_code: bool = False
 
     @property
     def label(self) -> str:
@@ -136,6 +138,7 @@ class Plan:
     units: list[EvalUnit]
     versions: dict[str, str]
     task_refs: tuple[tuple[str, str], ...]
+    trust_task_code: bool = False
 
     def trainings_of(self, model: str, seed: int) -> list[TrainJob]:
         """Return the training jobs of one (model, seed) group."""
@@ -146,8 +149,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
 
 
-def _without(versions: dict[str, str], part: str) -> dict[str, str]:
-    return {k: v for k, v in versions.items() if k != f"transferlab.{part}"}
+def _without(versions: dict[str, str], *parts: str) -> dict[str, str]:
+    drop = {f"transferlab.{part}" for part in parts}
+    return {k: v for k, v in versions.items() if k not in drop}
 
 
 def _train_job(
@@ -155,7 +159,8 @@ def _train_job(
 ) -> TrainJob:
     settings = study.training.model_dump(mode="json")  # the key's and the record's form
     data = study.train_data.model_dump()
-    versions = _without(code_versions(), "scoring")  # scoring code does not shape an adapter
+    # scoring and generation code do not shape an adapter
+    versions = _without(code_versions(), "scoring", "generation")
     parts = [(str(c), task_hashes[c], w) for c, w in source.parts]
     device = study.evaluation.device
     key = content_key("train", model.model_hash, parts, settings, data, seed, device, versions)
@@ -182,6 +187,7 @@ def _train_job(
         device,
         f"{_slug(model.name)}/{_slug(str(source))}.seed{seed}.{key[:10]}",
         provenance,
+        trust_task_code=study.trust_task_code,
     )
 
 
@@ -190,10 +196,11 @@ def _units(
 ) -> list[EvalUnit]:
     # An adapter's state is its training key, which already covers the training code.
     versions = _without(code_versions(), "training")
+    code = {t: _unit_versions(versions, s.output_type) for t, s in study.task_specs.items()}
     evaluation = study.evaluation.model_dump()
     return [
         EvalUnit(
-            content_key("score", model.model_hash, state, task_hashes[c], evaluation, versions),
+            content_key("score", model.model_hash, state, task_hashes[c], evaluation, code[c.task]),
             model.name,
             state,
             seed,
@@ -202,6 +209,11 @@ def _units(
         )
         for c in study.cells
     ]
+
+
+def _unit_versions(versions: dict[str, str], output_type: str) -> dict[str, str]:
+    # generation code makes no multiple-choice score (and MC keys stay as they were without it)
+    return versions if output_type == "generate" else _without(versions, "generation")
 
 
 def plan_study(study: Study) -> Plan:
@@ -249,6 +261,7 @@ def plan_study(study: Study) -> Plan:
         units,
         code_versions(),
         tuple(study.task_refs.items()),
+        study.trust_task_code,
     )
 
 
@@ -297,6 +310,7 @@ def evaluation_jobs(
                 plan.evaluation,
                 provenance,
                 states,
+                trust_task_code=plan.trust_task_code,
             )
         )
     return jobs

@@ -29,7 +29,7 @@ def run_training(job: TrainJob, adapter_dir: Path, progress: bool = True) -> Tra
     refs = dict(job.task_refs)
     train, validation = [], []
     for cell, _weight in job.source.parts:  # config admits single cells only, for now
-        task = get_task(refs[cell.task])
+        task = get_task(refs[cell.task], job.trust_task_code)
         train += task.train_examples(cell.language, "train")[: job.items_per_source]
         validation += task.train_examples(cell.language, "validation")[: job.validation_items]
     loaded = load_planned_model(job.model, "float32", job.device)
