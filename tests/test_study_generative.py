@@ -149,3 +149,29 @@ def test_a_generative_training_example_teaches_the_answer_and_the_stop(mixed_stu
     item = spec.items("de", "train")[0]
     assert (example.prompt, example.loss_on) == (item.context, "target")
     assert example.target == " " + item.references[0] + "\n"  # delimiter, answer, first stop
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"eval": {"format": "letters"}}, "eval.format: a generative task has no answer format"),
+        ({"generate": {"headline": "bleu"}}, "generate.headline: 'bleu' is not one of"),
+        ({"generate": {"max_new_tokens": 0}}, "generate.max_new_tokens: 0 must be positive"),
+        ({"generate": {"until": [""]}}, "generate.until: an empty or non-text stop string"),
+        ({"generate": {"metric_list": [{"metric": "acc"}]}}, "acc is a multiple-choice metric"),
+        ({"generate": {"metric_list": [{"metric": "rouge"}]}}, "unknown metric 'rouge'"),
+        ({"fields": {"id": "id", "question": "word", "answer": "gone"}}, "column 'gone' is not"),
+    ],
+)
+def test_bad_generative_task_files_are_one_clear_error(tmp_path, change, message):
+    from transferlab.errors import UserError
+    from transferlab.tasks import get_task
+
+    path = write_echo_task(tmp_path)
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for key, value in change.items():
+        doc[key] = doc.get(key, {}) | value if key == "generate" else value
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(UserError, match=message) as caught:
+        get_task(str(path))
+    assert str(caught.value).startswith(str(path)) and "\n" not in str(caught.value)
