@@ -263,7 +263,7 @@ def test_a_task_file_is_found_relative_to_the_study(tmp_path):
     assert isinstance(study, Study)
 
 
-def test_a_generative_task_in_a_study_is_refused_in_one_line(tmp_path):
+def test_a_generative_task_reads_in_a_study(tmp_path):
     data = tmp_path / "gen.jsonl"
     data.write_text('{"q": "2+3?", "a": "5"}\n', encoding="utf-8")
     task = {
@@ -273,5 +273,24 @@ def test_a_generative_task_in_a_study_is_refused_in_one_line(tmp_path):
     }  # fmt: skip
     (tmp_path / "gen_de.yaml").write_text(yaml.safe_dump(task), encoding="utf-8")
     path = _write(tmp_path, tasks=[str(tmp_path / "gen_de.yaml")], languages=["de"])
-    with pytest.raises(UserError, match="'gen' is a generative task.*transferlab evaluate"):
-        load_study(path)
+    spec = load_study(path).task_specs["gen"]
+    assert (spec.output_type, spec.metric, spec.primary_metric) == ("generate",) + (
+        "exact_match",
+    ) * 2
+
+
+def test_task_code_in_a_study_needs_trust_task_code(tmp_path, monkeypatch, capsys):
+    from test_tasks_fewshot import _with_code
+
+    task = _with_code(tmp_path / "coded")
+    path = _write(tmp_path, tasks=[str(task)], languages=["und"])
+    code, _, stderr = _cli(monkeypatch, capsys, "config", "show", str(path))
+    assert code == 2 and stderr.count("\n") == 1
+    assert stderr.startswith(f"error: {path}: tasks:") and "trust_task_code: true" in stderr
+    study = load_study(path, ["trust_task_code=true"])
+    assert (
+        study.trust_task_code
+        and "Was ist 5 + 5?" in study.task_specs["coded"].items("und")[0].context
+    )
+    _write(tmp_path, tasks=[str(task)], languages=["und"], trust_task_code=True)
+    assert load_study(path).trust_task_code

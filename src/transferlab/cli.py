@@ -244,10 +244,13 @@ def env() -> None:
 @click.option(
     "--set", "overrides", multiple=True, help="Config override key.path=value (repeatable)."
 )
-def run(study, out_dir, executor, overrides) -> None:
+@click.option("--trust-task-code", is_flag=True,
+              help="Import lm-eval task files' `!function` code (same as trust_task_code: true).")  # fmt: skip
+def run(study, out_dir, executor, overrides, trust_task_code) -> None:
     """Plan a study, skip what is done, run the rest, write results.csv and report.html."""
     from transferlab.runner import run_study
 
+    overrides = [*overrides, "trust_task_code=true"] if trust_task_code else overrides
     outcome = run_study(study, out_dir=out_dir, executor=executor, overrides=list(overrides))
     click.echo(outcome.summary)
     if outcome.failed:
@@ -258,10 +261,12 @@ def run(study, out_dir, executor, overrides) -> None:
 @click.argument("study", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", default=None, type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True)
-def status(study, out_dir, overrides) -> None:
+@click.option("--trust-task-code", is_flag=True, help="As for `run`.")
+def status(study, out_dir, overrides, trust_task_code) -> None:
     """Show done / pending / failed jobs of a study."""
     from transferlab.runner import study_status
 
+    overrides = [*overrides, "trust_task_code=true"] if trust_task_code else overrides
     click.echo(study_status(study, out_dir=out_dir, overrides=list(overrides)))
 
 

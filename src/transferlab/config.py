@@ -145,6 +145,9 @@ class Study(_Section):
     task_groups: dict[str, list[str]] = Field(
         {}, description="named groups of tasks the analysis is also split by, e.g. curated: [x]"
     )
+    trust_task_code: bool = Field(
+        False, description="import lm-eval task files' `!function` code from their folders"
+    )
     out_dir: Path | None = None
     # Where the YAML was read from: relative task paths and error messages refer to it.
     _origin: Path = PrivateAttr(Path("<study>"))
@@ -213,7 +216,7 @@ class Study(_Section):
             elif Path(ref).is_file():
                 ref = str(Path(ref).resolve())
             try:
-                name = get_task(ref).name
+                name = get_task(ref, self.trust_task_code).name
             except UserError as error:  # name the study, which is what the user edits
                 raise UserError(self.origin, f"tasks: {error.what}", error.fix) from None
             if name in refs:
@@ -226,7 +229,7 @@ class Study(_Section):
         """Return the resolved tasks by their name in results."""
         from transferlab.tasks import get_task
 
-        return {name: get_task(ref) for name, ref in self.task_refs.items()}
+        return {name: get_task(ref, self.trust_task_code) for name, ref in self.task_refs.items()}
 
     @property
     def cells(self) -> list[Cell]:

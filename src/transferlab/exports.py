@@ -142,7 +142,11 @@ def _source_keys(source: Source) -> tuple[str, str]:
 
 
 def item_frames(plan: Plan, store: Store) -> Iterator[pd.DataFrame]:
-    """Yield the per-item correctness of every scored unit of the plan, one frame per unit."""
+    """Yield the per-item correctness of every scored unit of the plan, one frame per unit.
+
+    ``correct`` / ``correct_norm`` are the per-item values of the primary / headline metric (for
+    a generative task both are its headline: exact match, ROUGE-L or constraints met, in 0–1).
+    """
     trainings = {job.key: job for job in plan.train_jobs}
     units = {u.key: u for u in plan.units}
     variants = training_variants(plan)
@@ -155,6 +159,9 @@ def item_frames(plan: Plan, store: Store) -> Iterator[pd.DataFrame]:
             task, language = _source_keys(trainings[unit.state].source)
             seed = unit.seed
         metrics = items["metrics"]
+        primary, headline = plan.primary[unit.cell.task], plan.headline[unit.cell.task]
+        if primary not in metrics or headline not in metrics:
+            continue  # a corpus-level headline (chrF, BLEU) has no per-item value to resample
         frame = pd.DataFrame(
             {
                 "model_name": unit.model,
@@ -164,8 +171,8 @@ def item_frames(plan: Plan, store: Store) -> Iterator[pd.DataFrame]:
                 "eval_dataset": unit.cell.task,
                 "eval_language": unit.cell.language,
                 "doc_id": items["doc_id"],
-                "correct": metrics[plan.primary[unit.cell.task]],
-                "correct_norm": metrics[plan.headline[unit.cell.task]],
+                "correct": metrics[primary],
+                "correct_norm": metrics[headline],
                 **variants.get(unit.state, blank),
             }
         )

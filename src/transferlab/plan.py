@@ -51,6 +51,7 @@ class Plan:
     versions: dict[str, str]
     task_refs: tuple[tuple[str, str], ...]
     sweeps: list[dict[str, Any]] = field(default_factory=list)  # mixtures.csv: one row per point
+    trust_task_code: bool = False  # the study's opt-in for lm-eval `!function` task code
 
     @property
     def train_jobs(self) -> list[TrainJob]:
@@ -117,4 +118,5 @@ def plan_study(study: Study) -> Plan:
         versions,
         tuple(study.task_refs.items()),
         [point.row() for point in study.sweep_points],
+        study.trust_task_code,
     )

@@ -35,9 +35,6 @@ def check_study(study: Study) -> None:
             )
     specs = study.task_specs  # raises UserError for unknown tasks
     for name, spec in specs.items():
-        if spec.output_type != "multiple_choice":
-            raise UserError(where, f"tasks: {name!r} is a generative task, which a study does not "
-                            "train or score yet", "score it with `transferlab evaluate`")  # fmt: skip
         for lang in study.languages:
             if lang not in spec.languages:
                 raise UserError(

@@ -22,6 +22,13 @@ CODE_PARTS: dict[str, tuple[str, ...]] = {
         "metrics/registry.py",
         "metrics/choice.py",
     ),
+    # generative targets: their units also carry "scoring" (adapter swapping lives there)
+    "generation": (
+        "generation",
+        "metrics/text.py",
+        "metrics/constraints.py",
+        "tasks/generative.py",
+    ),
 }
 
 

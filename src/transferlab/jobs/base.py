@@ -29,9 +29,10 @@ def content_key(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def versions_without(versions: dict[str, str], part: str) -> dict[str, str]:
+def versions_without(versions: dict[str, str], *parts: str) -> dict[str, str]:
     """Return the code versions less ``transferlab.<part>`` (code that cannot change the output)."""
-    return {k: v for k, v in versions.items() if k != f"transferlab.{part}"}
+    drop = {f"transferlab.{part}" for part in parts}
+    return {k: v for k, v in versions.items() if k not in drop}
 
 
 @dataclass(frozen=True)

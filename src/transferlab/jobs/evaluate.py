@@ -52,6 +52,7 @@ class EvalJob:
     provenance: dict[str, Any] = field(compare=False)
     state_names: dict[str, str] = field(default_factory=dict, compare=False)  # key → readable
     kind: str = "evaluate"
+    trust_task_code: bool = False
 
     @property
     def label(self) -> str:
@@ -87,10 +88,11 @@ def plan_units(
     versions less the training code.
     """
     versions = versions_without(versions, "training")
+    code = {t: _unit_versions(versions, s.output_type) for t, s in study.task_specs.items()}
     evaluation = study.evaluation.model_dump()
     return [
         EvalUnit(
-            content_key("score", model.model_hash, state, task_hashes[c], evaluation, versions),
+            content_key("score", model.model_hash, state, task_hashes[c], evaluation, code[c.task]),
             model.name,
             state,
             seed,
@@ -99,6 +101,11 @@ def plan_units(
         )
         for c in study.cells
     ]
+
+
+def _unit_versions(versions: dict[str, str], output_type: str) -> dict[str, str]:
+    # generation code makes no multiple-choice score (and MC keys stay as they were without it)
+    return versions if output_type == "generate" else versions_without(versions, "generation")
 
 
 def evaluation_jobs(
@@ -149,6 +156,7 @@ def evaluation_jobs(
                 plan.evaluation,
                 provenance,
                 states,
+                trust_task_code=plan.trust_task_code,
             )
         )
     return jobs
@@ -165,7 +173,12 @@ class EvalResult:
 def run_evaluation(
     job: EvalJob, adapters: dict[str, tuple[Path, str]], progress: bool = True
 ) -> EvalResult:
-    """Score ``job``'s units; ``adapters`` maps training keys to (folder, expected hash)."""
+    """Score ``job``'s units; ``adapters`` maps training keys to (folder, expected hash).
+
+    Multiple-choice targets go to the scorer, generative ones to the generation engine; both
+    keep the base model loaded once and swap the adapters in.
+    """
+    from transferlab.generation.results import evaluate_generative
     from transferlab.scoring import ModelState, adapter_hash, score
     from transferlab.tasks import get_task
 
@@ -176,10 +189,9 @@ def run_evaluation(
             raise RunError(f"adapter {folder} has hash {found}, the store recorded {expected}")
     refs = dict(job.task_refs)
     cells = sorted({u.cell for u in job.units})
+    specs = {c.task: get_task(refs[c.task], job.trust_task_code) for c in cells}
     items = {
-        cell: get_task(refs[cell.task]).items(cell.language, settings.split)[
-            : settings.items_per_target
-        ]
+        cell: specs[cell.task].items(cell.language, settings.split)[: settings.items_per_target]
         for cell in cells
     }
     # Adapters that need the same targets are scored in one call (one pass over the items).
@@ -193,15 +205,44 @@ def run_evaluation(
     name_of = _state_names(job, targets_of)
     key_of = {name: s for s, name in name_of.items()}
     by_unit: dict[tuple[str, Cell], list[Any]] = defaultdict(list)
+    generated: dict[tuple[str, Cell], dict[str, float]] = {}
     for targets, states in calls.items():
         model_states = [
             ModelState(name_of[s], None if s == BASE else adapters[s][0]) for s in sorted(states)
         ]
         chosen = {cell: items[cell] for cell in sorted(targets)}
-        for result in score(loaded, model_states, chosen, settings.batch_size, progress):
-            state = key_of[result.model_state]
-            by_unit[(state, Cell(result.task, result.language))].append(result)
-    return _collect(job, adapters, by_unit)
+        choice = {c: v for c, v in chosen.items() if specs[c.task].generation is None}
+        generative = {c: v for c, v in chosen.items() if c not in choice}
+        if choice:
+            for result in score(loaded, model_states, choice, settings.batch_size, progress):
+                state = key_of[result.model_state]
+                by_unit[(state, Cell(result.task, result.language))].append(result)
+        if generative:
+            lines, rows = evaluate_generative(
+                loaded, model_states, generative,
+                {c: specs[c.task].generation for c in generative}, settings.batch_size, progress,
+            )  # fmt: skip
+            for line in lines:
+                by_unit[(key_of[line["model_state"]], Cell(line["task"], line["language"]))].append(
+                    line
+                )
+            for row in rows:
+                values = {k: v for k, v in row.items() if k not in _ROW_KEYS}
+                generated[(key_of[row["model_state"]], Cell(row["task"], row["language"]))] = values
+    return _collect(job, adapters, by_unit, generated)
+
+
+_ROW_KEYS = ("model_state", "task", "language", "n")  # the rest of a generative row: metrics
+
+
+def _generated_columns(lines: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """Return a generative unit's per-item columns: the text, the answer, item-level metrics."""
+    return {
+        "doc_id": [line["doc_id"] for line in lines],
+        "generation": [line["generation"] for line in lines],
+        "extracted": [line["extracted"] for line in lines],
+        "metrics": {m: [line[m] for line in lines] for m in names if m in lines[0]},
+    }
 
 
 def _state_names(job: EvalJob, states: Iterable[str]) -> dict[str, str]:
@@ -213,7 +254,10 @@ def _state_names(job: EvalJob, states: Iterable[str]) -> dict[str, str]:
 
 
 def _collect(
-    job: EvalJob, adapters: dict[str, tuple[Path, str]], by_unit: dict[tuple[str, Cell], list]
+    job: EvalJob,
+    adapters: dict[str, tuple[Path, str]],
+    by_unit: dict[tuple[str, Cell], list],
+    generated: dict[tuple[str, Cell], dict[str, float]],
 ) -> EvalResult:
     scores, packed = [], {}
     for unit in job.units:
@@ -227,7 +271,19 @@ def _collect(
             "adapter_hash": None if unit.state == BASE else adapters[unit.state][1],
             "task_hash": unit.task_hash,
         }
-        names = list(results[0].metrics)
+        if (unit.state, unit.cell) in generated:
+            # every metric of the cell, corpus-level ones (chrF, BLEU) included
+            metrics = generated[(unit.state, unit.cell)]
+            columns = _generated_columns(results, list(metrics))
+        else:
+            names = list(results[0].metrics)
+            metrics = {m: sum(r.metrics[m] for r in results) / n for m in names}
+            columns = {
+                "doc_id": [r.doc_id for r in results],
+                "gold": [r.gold for r in results],
+                "loglikelihoods": [list(r.loglikelihoods) for r in results],
+                "metrics": {m: [r.metrics[m] for r in results] for m in names},
+            }
         scores.append(
             UnitScore(
                 unit.key,
@@ -236,18 +292,11 @@ def _collect(
                 unit.cell.task,
                 unit.cell.language,
                 n,
-                {m: sum(r.metrics[m] for r in results) / n for m in names},
+                metrics,
                 provenance,
-            )
+            )  # fmt: skip
         )
-        packed[unit.key] = pack_items(
-            {
-                "doc_id": [r.doc_id for r in results],
-                "gold": [r.gold for r in results],
-                "loglikelihoods": [list(r.loglikelihoods) for r in results],
-                "metrics": {m: [r.metrics[m] for r in results] for m in names},
-            }
-        )
+        packed[unit.key] = pack_items(columns)
     return EvalResult(scores, packed)
 
 

@@ -43,6 +43,7 @@ class TrainJob:
     adapter_name: str  # folder under the store's adapters/
     provenance: dict[str, Any] = field(compare=False)
     kind: str = "train"
+    trust_task_code: bool = False  # the study's opt-in for lm-eval `!function` task code
     recipe: str = ""  # the training axes' values (``lora_r=8``); empty without axes
     items: tuple[tuple[Cell, tuple[str, ...]], ...] = ()  # a drawn source's item IDs per part
 
@@ -86,7 +87,8 @@ def plan_training(
     recipe, typed = variant or ("", study.training)
     settings = typed.model_dump(mode="json")  # the key's and the record's form
     data = study.train_data.model_dump()
-    versions = versions_without(versions, "scoring")  # scoring code does not shape an adapter
+    # scoring and generation code do not shape an adapter
+    versions = versions_without(versions, "scoring", "generation")
     parts = [(str(c), task_hashes[c], w) for c, w in source.parts]
     device = study.evaluation.device
     items = drawn_items(study, source, seed)
@@ -122,6 +124,7 @@ def plan_training(
         device,
         f"{_slug(model.name)}/{_slug(str(source))}.seed{seed}.{key[:10]}",
         provenance,
+        trust_task_code=study.trust_task_code,
         recipe=recipe,
         items=items,
     )
@@ -155,7 +158,7 @@ def run_training(job: TrainJob, adapter_dir: Path, progress: bool = True) -> Tra
     drawn = dict(job.items)
     train, validation, parts = [], [], []
     for cell, _weight in job.source.parts:
-        task = get_task(refs[cell.task])
+        task = get_task(refs[cell.task], job.trust_task_code)
         pool = task.train_examples(cell.language, "train")
         if job.source.drawn:  # the planned IDs, in pool order
             ids = set(drawn[cell])

@@ -110,42 +110,58 @@ def _step(step: Any, where: str, key: str) -> tuple[str, tuple[tuple[str, Any], 
     return function, tuple(sorted(options.items()))
 
 
-def parse_generation(doc: dict[str, Any], where: str) -> GenerationSettings:
-    """Return the settings of an lm-eval ``generate_until`` task (UserError on what is not met)."""
+def parse_generation(
+    doc: dict[str, Any], where: str, kwargs_key: str = "generation_kwargs", prefix: str = ""
+) -> GenerationSettings:
+    """Return the settings of an lm-eval ``generate_until`` task (UserError on what is not met).
+
+    ``doc`` holds ``kwargs_key`` (until, max_gen_toks, ...), ``filter_list`` and ``metric_list``;
+    ``prefix`` is where those two sit in the file, for messages (a transferlab task file keeps
+    all three under ``generate.``).
+    """
     from transferlab.metrics import check_options, get_metric
 
-    kwargs = doc.get("generation_kwargs") or {}
+    kwargs = doc.get(kwargs_key) or {}
+    if not isinstance(kwargs, dict):
+        raise UserError(where, f"{kwargs_key}: must be a mapping", 'e.g. until: ["\\n"]')
     unknown = sorted(set(kwargs) - GREEDY_KEYS)
     if unknown:
-        raise UserError(where, f"generation_kwargs: {', '.join(unknown)} not supported",
+        raise UserError(where, f"{kwargs_key}: {', '.join(unknown)} not supported",
                         "transferlab generates greedily: until, max_gen_toks, do_sample: false")  # fmt: skip
     if kwargs.get("do_sample") or float(kwargs.get("temperature") or 0) > 0:
-        raise UserError(where, "generation_kwargs: sampling is not supported",
+        raise UserError(where, f"{kwargs_key}: sampling is not supported",
                         "use do_sample: false (greedy, as for evaluation)")  # fmt: skip
     until = kwargs.get("until") or []
     until = [until] if isinstance(until, str) else list(until)
     if any(not isinstance(s, str) or s == "" for s in until):
-        raise UserError(where, "generation_kwargs.until: an empty or non-text stop string",
+        raise UserError(where, f"{kwargs_key}.until: an empty or non-text stop string",
                         "give each stop as non-empty text")  # fmt: skip
-    budget = int(kwargs.get("max_gen_toks", kwargs.get("max_new_tokens", 256)))
-    if budget <= 0:
+    budget_key = "max_gen_toks" if "max_gen_toks" in kwargs else "max_new_tokens"
+    budget = kwargs.get(budget_key, 256)
+    if isinstance(budget, str) and budget.strip().isdigit():
+        budget = int(budget)
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
         raise UserError(
-            where, f"generation_kwargs.max_gen_toks: {budget} must be positive", "e.g. 256"
+            where, f"{kwargs_key}.{budget_key}: {budget!r} must be positive", "e.g. 256"
         )
     pipelines = []
     for k, entry in enumerate(doc.get("filter_list") or []):
-        key = f"filter_list[{k}]"
+        key = f"{prefix}filter_list[{k}]"
         if not isinstance(entry, dict) or not entry.get("filter"):
             raise UserError(where, f"{key}: needs `name` and a `filter` list", "see lm-eval's MGSM")
         steps = tuple(_step(s, where, f"{key}.filter") for s in entry["filter"])
         pipelines.append(Pipeline(str(entry.get("name", f"pipeline{k}")), steps))
     metrics = []
     for k, entry in enumerate(doc.get("metric_list") or [{"metric": "exact_match"}]):
+        key = f"{where}: {prefix}metric_list[{k}]"
         name = str(entry.get("metric")) if isinstance(entry, dict) else str(entry)
-        metric = get_metric(name, f"{where}: metric_list[{k}]")
+        metric = get_metric(name, key)
+        if metric.output_type != "generate":
+            raise UserError(key, f"{name} is a multiple-choice metric",
+                            "name a generate metric (exact_match, rouge_l, chrf, ...)")  # fmt: skip
         options = {o: _frozen(v) for o, v in (entry.items() if isinstance(entry, dict) else [])
                    if o not in ("metric", "aggregation", "higher_is_better")}  # fmt: skip
-        check_options(metric, options, f"{where}: metric_list[{k}]")
+        check_options(metric, options, key)
         metrics.append(MetricSpec(name, tuple(sorted(options.items()))))
     settings = GenerationSettings(tuple(until), budget, metrics=tuple(metrics))
     return (

@@ -27,7 +27,7 @@ from transferlab.tasks.yamlfile import read_yaml
 
 TOP_KEYS = (
     "name", "description", "output_type", "languages", "data", "splits", "fields", "eval",
-    "train", "prompt", "max_choices", "needs",
+    "train", "prompt", "max_choices", "needs", "generate",
 )  # fmt: skip
 SECTION_KEYS = {
     "data": ("files", "split_column", "language_column", "hub", "config", "revision"),
@@ -140,6 +140,11 @@ def spec_from_mapping(doc: dict[str, Any], where: str, base: Path) -> TaskSpec:
         seed=int(splits.get("seed", 42)),
     )
 
+    if output_type == "generate":
+        return _generative_spec(doc, where, name, tuple(languages), data, plan)
+    if "generate" in doc:
+        raise UserError(where, "generate: only a task of output_type generate has this section",
+                        "set output_type: generate, or remove the section")  # fmt: skip
     fields = _section(doc, "fields", where)
     for key in ("question", "choices", "gold"):
         _require(fields, key, where, "fields.", f"name the column (or template) for the {key}")
@@ -184,6 +189,77 @@ def spec_from_mapping(doc: dict[str, Any], where: str, base: Path) -> TaskSpec:
         train_format=train_format,
         origin=where,
         needs=str(doc.get("needs", "")),
+    )
+
+
+def _generative_spec(doc: dict[str, Any], where: str, name: str, languages: tuple[str, ...],
+                     data: Any, plan: SplitPlan) -> TaskSpec:  # fmt: skip
+    """Return the TaskSpec of a transferlab task file of ``output_type: generate``."""
+    from transferlab.tasks.genfields import (
+        DEFAULT_PROMPT,
+        FIELD_KEYS,
+        GENERATE_KEYS,
+        GenFieldRenderer,
+        parse_generate_section,
+    )
+
+    for key in ("max_choices",):
+        if key in doc:
+            raise UserError(where, f"{key}: a generative task has no choices", "remove the key")
+    fields = doc.get("fields") or {}
+    if not isinstance(fields, dict):
+        raise UserError(where, "fields: must be a mapping", "see the layout of a task YAML")
+    check_keys(fields, FIELD_KEYS, where, "fields.")
+    _require(fields, "question", where, "fields.", "name the column (or template) for the prompt")
+    if "answer" not in fields and "references" not in fields:
+        raise UserError(where, "fields.answer: missing", "name the column of the reference answer")
+    generate = doc.get("generate") or {}
+    if not isinstance(generate, dict):
+        raise UserError(where, "generate: must be a mapping", 'e.g. generate: {until: ["\\n"]}')
+    check_keys(generate, GENERATE_KEYS, where, "generate.")
+    settings, headline = parse_generate_section(generate, where)
+    evaluation = doc.get("eval") or {}
+    if not isinstance(evaluation, dict):
+        raise UserError(where, "eval: must be a mapping", "e.g. eval: {target_delimiter: ' '}")
+    if "format" in evaluation:
+        raise UserError(where, f"eval.format: a generative task has no answer format "
+                        f"({evaluation['format']!r})", "remove eval.format (it generates)")  # fmt: skip
+    if "metric" in evaluation:
+        raise UserError(where, "eval.metric: a generative task names its headline elsewhere",
+                        "write generate.headline (one of its metric_list)")  # fmt: skip
+    check_keys(evaluation, ("target_delimiter",), where, "eval.")
+    train = doc.get("train") or {}
+    if not isinstance(train, dict):
+        raise UserError(where, "train: must be a mapping", "e.g. train: {loss_on: target}")
+    check_keys(train, ("loss_on",), where, "train.")
+    loss_on = _choice(train.get("loss_on", "target"), ("target", "all"), where, "train.loss_on")
+    prompt = doc.get("prompt") or {}
+    if not isinstance(prompt, dict):
+        raise UserError(where, "prompt: must be a mapping", "e.g. prompt: {generate: '...'}")
+    check_keys(prompt, ("generate",), where, "prompt.")
+    renderer = GenFieldRenderer(
+        where=where,
+        fields=fields,
+        prompt=prompt.get("generate", DEFAULT_PROMPT),
+        settings=settings,
+        target_delimiter=str(evaluation.get("target_delimiter", " ")),
+        loss_on=loss_on,
+        constraints=any(m.name == "constraints_met" for m in settings.metrics),
+    )
+    return TaskSpec(
+        name=name,
+        languages=languages,
+        answer_format="generate",
+        metric=headline,
+        data=data,
+        renderer=renderer,
+        plan=plan,
+        description=str(doc.get("description", "")).strip(),
+        output_type="generate",
+        train_format="continuation",
+        origin=where,
+        needs=str(doc.get("needs", "")),
+        generation=settings,
     )
 
 
