@@ -9,6 +9,8 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from transferlab.grid import Source, is_mixture_label
+
 # Above this many targets the cells are too small to carry printed values.
 ANNOTATE_UP_TO = 16
 
@@ -39,6 +41,17 @@ def transfer_matrix(
     return matrix, flags.reindex(index=index, columns=columns)
 
 
+def source_label(task: str, language: str) -> str:
+    """Return a source's row label: ``task:lang``, or a mixture's parts (languages only when
+    it has one task), e.g. ``mix de=64 en=32 zh=64``."""
+    if not is_mixture_label(task):
+        return cell_label(task, language)
+    source = Source.parse(task)
+    one_task = len(source.tasks) == 1
+    parts = [f"{c.language if one_task else c}={n:g}" for c, n in source.parts]
+    return " ".join(["mix", *parts])
+
+
 def transfer_matrix_figure(
     matrix: pd.DataFrame, contains_zero: pd.DataFrame, model: str, limit: float, unit: str
 ) -> Figure:
@@ -49,7 +62,9 @@ def transfer_matrix_figure(
     """
     n_rows, n_cols = matrix.shape
     side = 0.42 if n_cols <= ANNOTATE_UP_TO else max(0.14, 7.5 / n_cols)
-    figure = Figure(figsize=(2.4 + side * n_cols, 1.6 + side * n_rows), layout="constrained")
+    rows = [source_label(*c) for c in matrix.index]
+    wide = 0.055 * max(max(map(len, rows), default=0) - 20, 0)  # room for mixtures' labels
+    figure = Figure(figsize=(2.4 + wide + side * n_cols, 1.6 + side * n_rows), layout="constrained")
     axes = figure.add_subplot()
     values = matrix.to_numpy(dtype=float)
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit)
@@ -60,7 +75,7 @@ def transfer_matrix_figure(
     colorbar = figure.colorbar(image, ax=axes, shrink=0.8, pad=0.02)
     colorbar.set_label(f"Δ {unit}")
     axes.set_xticks(range(n_cols), [cell_label(*c) for c in matrix.columns], rotation=90)
-    axes.set_yticks(range(n_rows), [cell_label(*c) for c in matrix.index])
+    axes.set_yticks(range(n_rows), rows)
     axes.set_xlabel("target cell (evaluated on)")
     axes.set_ylabel("source cell (trained on)")
     axes.set_title(model)
