@@ -263,3 +263,34 @@ def test_transferlab_evaluate_scores_a_full_state(
     assert list(scores["model_state"]) == ["base", folder.name]
     info = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert full_run[0].adapter_hash in json.dumps(info)
+
+
+def test_a_study_varying_the_method_trains_both_and_reports_the_ablation(tmp_path, tiny_model_dir):
+    import pandas as pd
+
+    from transferlab.analysis.command import read_results
+    from transferlab.analysis.result import run_analysis
+    from transferlab.runner import run_study
+
+    # lora_r / lora_alpha set for the study: they shape the LoRA variant, not the full one
+    path = write_study(tmp_path, tiny_model_dir, languages=("en",), tasks=("alpha", "beta"))
+    study = yaml.safe_load(path.read_text())
+    study["training"]["method"] = ["lora", "full"]
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
+    assert run_study(path, progress=False).failed == 0
+    out = tmp_path / "out"
+    per_seed = pd.read_csv(out / "results_per_seed.csv", keep_default_na=False)
+    assert per_seed.groupby("method").size().to_dict() == {"full": 4, "lora": 4}
+    assert set(per_seed.loc[per_seed["method"] == "full", "lora_r"]) == {""}
+    assert set(per_seed.loc[per_seed["method"] == "lora", "lora_r"]) == {"4"}
+    result = run_analysis(read_results(out), n_boot=50)
+    method = result.tables["ablation_method"]
+    # full − LoRA on the cells both trained, from the per-seed rows themselves
+    wide = per_seed.pivot_table(
+        index=["fine_tuned_dataset", "eval_dataset"], columns="method", values="delta_score_norm"
+    )
+    transfer = wide.index.get_level_values(0) != wide.index.get_level_values(1)
+    want = (wide["full"] - wide["lora"])[transfer]
+    assert len(method) == 1
+    assert abs(float(method["mean_difference"].iloc[0]) - want.mean()) < 1e-9
+    assert "Training ablations" in (out / "report.html").read_text(encoding="utf-8")

@@ -12,7 +12,7 @@ import typing
 from typing import Any
 
 from transferlab.errors import UserError
-from transferlab.training.settings import TrainSettings, make_settings
+from transferlab.training.settings import LORA_ONLY, TrainSettings, make_settings
 
 
 def _is_sequence_field(name: str) -> bool:
@@ -51,6 +51,9 @@ def training_variants(
     for combo in itertools.product(*axes.values()):
         values = dict(zip(axes, combo, strict=True))
         name = ",".join(f"{k}={_text(v)}" for k, v in values.items())
-        settings = make_settings({**base.model_dump(), **values}, f"{where}: training ({name})")
+        chosen = {**base.model_dump(), **values}
+        if chosen.get("method") == "full":  # the LoRA settings apply to the LoRA variants only
+            chosen = {k: v for k, v in chosen.items() if k not in LORA_ONLY}
+        settings = make_settings(chosen, f"{where}: training ({name})")
         variants.append((name, settings))
     return variants
