@@ -40,29 +40,30 @@ def _digits(text: str, language: str) -> str:
 # --- math word problems ---------------------------------------------------------------------
 
 
-def math_problems(n: int = 400) -> list[dict]:
+def math_problems(n: int = 400, key: str = "problems") -> list[dict]:
     """Return problems as language-free steps; every amount along the way stays positive."""
-    rng = rng_for("math", "problems")
+    rng = rng_for("math", key)
     items = []
     for index in range(n):
-        start = value = rng.randint(10, 60)
+        # small amounts: one-digit steps a 270M model can add, results mostly below 60
+        start = value = rng.randint(5, 20)
         steps: list[list[Any]] = []
         n_steps = rng.choice([2, 3, 4])
         for step in range(n_steps):
             op = rng.choice(
                 ["buy", "use", "give", "bags"] + (["split"] if step == n_steps - 1 else [])
             )
-            divisors = [k for k in range(3, 7) if value % k == 0]
-            if (op in ("use", "give") and value < 6) or (op == "split" and not divisors):
+            divisors = [k for k in range(3, 6) if value % k == 0]
+            if (op in ("use", "give") and value < 4) or (op == "split" and not divisors):
                 op = "buy"
             if op == "buy":
-                steps.append([op, rng.randint(2, 30)])
+                steps.append([op, rng.randint(2, 9)])
                 value += steps[-1][1]
             elif op in ("use", "give"):
-                steps.append([op, rng.randint(2, value - 3)])
+                steps.append([op, rng.randint(1, min(9, value - 2))])
                 value -= steps[-1][1]
             elif op == "bags":
-                steps.append([op, rng.randint(3, 6), rng.randint(2, 9)])
+                steps.append([op, rng.randint(3, 4), rng.randint(2, 5)])
                 value += steps[-1][1] * steps[-1][2]
             else:
                 steps.append([op, rng.choice(divisors)])
@@ -93,9 +94,29 @@ def math_row(item: dict, language: str) -> dict:
     sentences.append(frames["ask_split" if split else "ask"].format(name=name, thing=thing))
     joiner = "" if language == "zh" else " "
     answer = str(item["answer"])
-    native = _digits(answer, language)
-    return {"question": joiner.join(sentences), "answer": native,
-            "references": sorted({answer, native})}  # fmt: skip
+    return {"question": joiner.join(sentences), "answer": _digits(solution(item), language),
+            "references": sorted({answer, _digits(answer, language)})}  # fmt: skip
+
+
+def solution(item: dict) -> str:
+    """Return the worked answer: one equation per step (language-free), the result last."""
+    value, equations = item["start"], []
+    for op, *values in item["steps"]:
+        if op == "buy":
+            equations.append(f"{value} + {values[0]} = {value + values[0]}")
+            value += values[0]
+        elif op in ("use", "give"):
+            equations.append(f"{value} - {values[0]} = {value - values[0]}")
+            value -= values[0]
+        elif op == "bags":
+            added = values[0] * values[1]
+            equations.append(f"{value} + {values[0]} × {values[1]} = {value + added}")
+            value += added
+        else:
+            equations.append(f"{value} / {values[0]} = {value // values[0]}")
+            value //= values[0]
+    assert value == item["answer"], item
+    return "; ".join(equations)
 
 
 # --- country facts: summaries and constrained writing ---------------------------------------
@@ -204,15 +225,17 @@ def writing_row(item: dict, draw: dict, language: str) -> dict:
 
 SETTINGS = {
     "math_word_problems": {
-        "until": ["\n"], "max_new_tokens": 12,
-        "filter_list": [{"name": "first-number", "filter": [
-            {"function": "regex", "regex_pattern": "(-?\\d+)", "group_select": 0},
+        "until": ["\n"], "max_new_tokens": 48,
+        "filter_list": [{"name": "last-number", "filter": [
+            {"function": "regex", "regex_pattern": "(-?\\d+)", "group_select": -1},
             {"function": "take_first"}]}],
         "metric_list": [{"metric": "exact_match"}], "headline": "exact_match",
     },
     "country_summary": {
-        "until": ["\n"], "max_new_tokens": 40,
-        "filter_list": [{"name": "strip", "filter": [{"function": "remove_whitespace"}]}],
+        "until": ["\n\n"], "max_new_tokens": 40,
+        "filter_list": [{"name": "first-line", "filter": [
+            {"function": "regex", "regex_pattern": "(\\S[^\\n]*)", "group_select": 0,
+             "fallback": ""}]}],
         "metric_list": [{"metric": "rouge_l"}, {"metric": "chrf"}], "headline": "rouge_l",
     },
     "constrained_writing": {
@@ -228,10 +251,17 @@ DESCRIPTIONS = {
 }
 
 
+# The solved problem every math prompt opens with (drawn apart from the items), so the model
+# sees the answer format: one equation per step, the result last (MGSM's few-shot answers).
+EXAMPLE = math_problems(1, "example")[0]
+
+
 def _prompt(task: str, language: str) -> str:
     label, cue = SCAFFOLD[language]
     if task == "math_word_problems":
-        return f"{label}{{{{question}}}}\n{cue}"
+        example = math_row(EXAMPLE, language)
+        shot = f"{label}{example['question']}\n{cue} {example['answer']}\n\n"
+        return f"{shot}{label}{{{{question}}}}\n{cue}"
     if task == "country_summary":
         text, instruction, summary = SUMMARY[language]
         return f"{text}{{{{question}}}}\n{instruction}\n{summary}"

@@ -48,7 +48,8 @@ def test_math_answers_follow_from_the_problems_and_agree_in_every_language():
     for split in SPLITS:
         english = spec.items("en", split)
         for item in english:
-            question = item.context.removeprefix("Question: ").removesuffix("\nAnswer:")
+            # the prompt opens with one solved problem, then the item's own
+            question = item.context.rsplit("Question: ", 1)[1].removesuffix("\nAnswer:")
             assert item.references == (str(_english_answer(question)),), item.doc_id
             steps.add(question.count(". ") - 1)  # sentences between the start and the question
         for language in LANGUAGES:
@@ -58,7 +59,11 @@ def test_math_answers_follow_from_the_problems_and_agree_in_every_language():
     bengali = spec.items("bn", "test")[0]
     assert bengali.references[1] == "".join(chr(0x09E6 + int(d)) for d in bengali.references[0])
     example = spec.train_examples("bn", "test")[0]
-    assert example.target == " " + bengali.references[1] + "\n"  # taught in the locale's digits
+    assert example.target.endswith(" = " + bengali.references[1] + "\n")  # the locale's digits
+    for example in spec.train_examples("en", "train"):  # one true equation per step
+        for equation in example.target.strip().split("; "):
+            left, right = equation.replace("×", "*").replace("/", "//").split(" = ")
+            assert eval(left) == int(right), example  # noqa: S307 (digits and + - * // only)
 
 
 def test_a_summary_keeps_the_passage_facts_on_one_line():
