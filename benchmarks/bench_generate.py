@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_eval import BIN, make_adapters, timed  # noqa: E402
+from bench_eval import BIN, make_adapters, run_lm_eval, timed  # noqa: E402
 
 from transferlab.hardware import describe_cpu_line, resolve_dtype  # noqa: E402
 
@@ -76,16 +76,6 @@ def export_lm_eval_tasks(targets: list[str], n_items: int, out: Path) -> dict[st
         (out / f"{name}.yaml").write_text(yaml.safe_dump(task, allow_unicode=True), "utf-8")
         names[name] = target
     return names
-
-
-def run_lm_eval(model_dir, adapter, tasks, task_dir, out, dtype, batch_size) -> tuple[float, float]:
-    """Run lm-eval in a fresh process for one model state; return its (wall, CPU) seconds."""
-    args = f"pretrained={model_dir},dtype={dtype}" + (f",peft={adapter}" if adapter else "")
-    command = [str(BIN / "lm-eval"), "run", "--model", "hf", "--model_args", args]
-    command += ["--tasks", ",".join(tasks), "--include_path", str(task_dir)]
-    command += ["--batch_size", str(batch_size), "--device", "cpu", "--log_samples"]
-    command += ["--output_path", str(out)]
-    return timed(command)
 
 
 def lm_eval_texts(out: Path, names: dict[str, str]) -> dict[tuple[str, str], str]:
