@@ -61,8 +61,6 @@ def make_adapters(model_dir: Path, out: Path, count: int, rank: int) -> list[Pat
 
 def export_lm_eval_tasks(targets: list[str], n_items: int, out: Path) -> dict[str, str]:
     """Write each target's first ``n_items`` test items as an lm-eval task; return name → target."""
-    import yaml
-
     from transferlab.tasks import get_task, parse_task_ref
 
     names = {}
@@ -71,18 +69,13 @@ def export_lm_eval_tasks(targets: list[str], n_items: int, out: Path) -> dict[st
         _task, language = parse_task_ref(target)
         items = spec.items(language, "test")[:n_items]
         name = f"bench_{spec.name}_{language}"
-        data = out / f"{name}.jsonl"
-        with data.open("w", encoding="utf-8") as fh:
-            for item in items:
-                row = {"id": item.doc_id, "context": item.context, "choices": list(item.choices)}
-                fh.write(json.dumps({**row, "gold": item.gold}, ensure_ascii=False) + "\n")
+        rows = [
+            {"id": i.doc_id, "context": i.context, "choices": list(i.choices), "gold": i.gold}
+            for i in items
+        ]
         delimiters = {item.target_delimiter for item in items}
         assert len(delimiters) == 1, f"{target}: mixed target delimiters"
-        task = {
-            "task": name,
-            "dataset_path": "json",
-            "dataset_kwargs": {"data_files": {"test": str(data)}},
-            "test_split": "test",
+        fields = {
             "output_type": "multiple_choice",
             "doc_to_text": "{{context}}",
             "doc_to_choice": "{{choices}}",
@@ -93,9 +86,27 @@ def export_lm_eval_tasks(targets: list[str], n_items: int, out: Path) -> dict[st
                 for m in ("acc", "acc_norm")
             ],
         }
-        (out / f"{name}.yaml").write_text(yaml.safe_dump(task, allow_unicode=True), "utf-8")
+        write_lm_eval_task(out, name, rows, fields)
         names[name] = target
     return names
+
+
+def write_lm_eval_task(out: Path, name: str, rows: list[dict], fields: dict) -> None:
+    """Write ``rows`` as ``name``'s local JSONL test split and its lm-eval YAML with ``fields``."""
+    import yaml
+
+    data = out / f"{name}.jsonl"
+    with data.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    task = {
+        "task": name,
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": str(data)}},
+        "test_split": "test",
+        **fields,
+    }
+    (out / f"{name}.yaml").write_text(yaml.safe_dump(task, allow_unicode=True), "utf-8")
 
 
 def timed(command: list[str]) -> tuple[float, float]:

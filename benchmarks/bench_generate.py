@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_eval import BIN, make_adapters, run_lm_eval, timed  # noqa: E402
+from bench_eval import BIN, make_adapters, run_lm_eval, timed, write_lm_eval_task  # noqa: E402
 
 from transferlab.hardware import describe_cpu_line, resolve_dtype  # noqa: E402
 
@@ -35,8 +35,6 @@ DEFAULT_TARGETS = [
 
 def export_lm_eval_tasks(targets: list[str], n_items: int, out: Path) -> dict[str, str]:
     """Write each target's first ``n_items`` test items as an lm-eval ``generate_until`` task."""
-    import yaml
-
     from transferlab.tasks import get_task, parse_task_ref
 
     names = {}
@@ -45,21 +43,11 @@ def export_lm_eval_tasks(targets: list[str], n_items: int, out: Path) -> dict[st
         _task, language = parse_task_ref(target)
         items = spec.items(language, "test")[:n_items]
         name = f"bench_gen_{spec.name}_{language}"
-        data = out / f"{name}.jsonl"
-        with data.open("w", encoding="utf-8") as fh:
-            for item in items:
-                row = {
-                    "id": item.doc_id,
-                    "context": item.context,
-                    "target": str(item.references[0]),
-                }
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        rows = [
+            {"id": i.doc_id, "context": i.context, "target": str(i.references[0])} for i in items
+        ]
         settings = spec.generation
-        task = {
-            "task": name,
-            "dataset_path": "json",
-            "dataset_kwargs": {"data_files": {"test": str(data)}},
-            "test_split": "test",
+        fields = {
             "output_type": "generate_until",
             "doc_to_text": "{{context}}",
             "doc_to_target": "target",
@@ -73,7 +61,7 @@ def export_lm_eval_tasks(targets: list[str], n_items: int, out: Path) -> dict[st
                 {"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}
             ],  # fmt: skip
         }
-        (out / f"{name}.yaml").write_text(yaml.safe_dump(task, allow_unicode=True), "utf-8")
+        write_lm_eval_task(out, name, rows, fields)
         names[name] = target
     return names
 
