@@ -172,9 +172,23 @@ def test_proc_b_given_procs_fit_as_its_first_round_is_unchanged():
     np.testing.assert_array_equal(alone.weights, reused.weights)
 
 
+def test_proc_with_fewer_seed_pairs_than_dimensions_leaves_unspanned_directions_in_place():
+    # Seed pairs in the first 20 of 60 coordinates: PROC there, and the identity on the 40
+    # coordinates no pair spans (the optimal map nearest the identity).
+    rng = np.random.default_rng(5)
+    source, target = np.zeros((30, 60)), np.zeros((30, 60))
+    source[:, :20], target[:, :20] = rng.normal(size=(30, 20)), rng.normal(size=(30, 20))
+    found = procrustes(source, target)
+    expected, _ = orthogonal_procrustes(source[:, :20], target[:, :20])
+    np.testing.assert_allclose(found[:20, :20], expected, atol=1e-10)
+    np.testing.assert_allclose(found[20:, 20:], np.eye(40), atol=1e-10)
+    np.testing.assert_allclose(found[:20, 20:], 0, atol=1e-10)
+    np.testing.assert_allclose(found @ found.T, np.eye(60), atol=1e-10)
+
+
 def test_proc_with_fewer_seed_pairs_than_dimensions_does_not_depend_on_torch_threads():
-    # 150 pairs in 400 dimensions: the map of the 250 directions no pair spans is LAPACK's
-    # choice, which must not change with the number of threads a job runs with.
+    # 150 pairs in 400 dimensions: 250 directions no pair spans, whose map must not change
+    # with the number of threads a job runs with.
     import torch
 
     rng = np.random.default_rng(6)

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -16,7 +22,7 @@ from transferlab.alignment.command import COLUMNS
 from transferlab.exports import ALIGNMENT_EXTRA_COLUMNS
 from transferlab.report import build_report
 from transferlab.runner import run_study, study_status
-from transferlab.store import Store
+from transferlab.store import DB_NAME, Store
 
 ALIGNMENT = {
     "languages": ["en", "de", "zh"],
@@ -101,6 +107,53 @@ def test_a_study_aligns_every_model_state_once_and_exports_what_align_computes(
     outcome = run_study(study, overrides=RECIPE, progress=False)
     assert "0 job(s) finished this run" in outcome.summary
     assert len(_starts(out)) == len(starts)
+
+
+def _committed_alignments(out) -> int:
+    try:
+        with sqlite3.connect(f"file:{out / DB_NAME}?mode=ro", uri=True, timeout=0.1) as db:
+            return db.execute("SELECT count(*) FROM alignment_jobs").fetchone()[0]
+    except sqlite3.OperationalError:  # not created yet, or busy
+        return 0
+
+
+def test_a_run_killed_between_alignment_jobs_resumes_to_the_same_table(tmp_path, tiny_model_dir):
+    reference = write_study(tmp_path / "reference", tiny_model_dir, alignment=ALIGNMENT)
+    assert run_study(reference, overrides=RECIPE, progress=False).failed == 0
+
+    out = tmp_path / "killed" / "out"
+    assert run_study(write_study(tmp_path / "killed", tiny_model_dir), overrides=RECIPE,
+                     progress=False).failed == 0  # fmt: skip
+    study = write_study(tmp_path / "killed", tiny_model_dir, alignment=ALIGNMENT)
+    sets = [arg for pair in RECIPE for arg in ("--set", pair)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    run = subprocess.Popen(
+        [sys.executable, "-c", "from transferlab.cli import main; main()", "run", str(study),
+         *sets],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while run.poll() is None and _committed_alignments(out) == 0:
+        assert time.monotonic() < deadline, "no alignment job committed"
+        time.sleep(0.02)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    done_at_kill = _committed_alignments(out)
+    assert 1 <= done_at_kill < 5, "the kill did not land between alignment jobs"
+
+    assert run_study(study, overrides=RECIPE, progress=False).failed == 0
+    starts = [key for kind, key in _starts(out) if kind == "align"]
+    assert len(set(starts)) == 5 and len(starts) <= 5 + 1  # only the killed job started again
+    store = Store(out)
+    try:
+        committed = [key for key, event, _, _ in store.events() if event == "commit"]
+        assert len(committed) == len(set(committed))  # nothing committed twice
+        assert store.integrity_check() == "ok"
+    finally:
+        store.close()
+    assert (out / "alignment.csv").read_bytes() == (
+        tmp_path / "reference" / "out" / "alignment.csv"
+    ).read_bytes()
 
 
 @pytest.mark.parametrize(

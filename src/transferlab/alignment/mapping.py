@@ -37,21 +37,36 @@ def normalize(vectors: np.ndarray, steps: Sequence[str]) -> np.ndarray:
 
 
 def procrustes(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Return the orthogonal ``W`` minimising ``‖source W − target‖`` (rows are seed pairs)."""
+    """Return the orthogonal ``W`` minimising ``‖source W − target‖`` (rows are seed pairs).
+
+    With fewer independent seed pairs than dimensions (530 concepts in Gemma's 640 dimensions)
+    many ``W`` are optimal: the seed pairs fix ``W`` on the directions they span and leave the
+    rest free. Of those, this returns the one closest to the identity (largest trace), i.e. the
+    map that leaves unconstrained directions where they are, as ``none`` (no map) does. On full
+    rank data it is the usual ``U Vᵀ`` (scipy's ``orthogonal_procrustes``).
+    """
     import torch
 
     # torch's LAPACK is several times faster than numpy's here; float64 keeps W orthogonal.
     product = torch.from_numpy(np.ascontiguousarray(source.T @ target, dtype=np.float64))
-    # One thread, always: with fewer seed pairs than dimensions the map of the directions no
-    # seed pair spans is LAPACK's arbitrary choice, and MKL's choice changes with its thread
-    # count, so a pinned count makes the numbers independent of the executor's threads. It is
-    # also faster wherever the cores are shared (2 threads: 11.8 s per SVD at load 10 on 2
-    # cores; 1 thread: 1.0 s).
+    # One thread: faster wherever the cores are shared (2 threads: 11.8 s per SVD at load 10 on
+    # 2 cores; 1 thread: 1.0 s), and the same bits whatever threads the executor runs with.
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        u, _, vt = torch.linalg.svd(product)
-        return (u @ vt).numpy()
+        u, sigma, vt = torch.linalg.svd(product)
+        tolerance = sigma[0] * max(product.shape) * torch.finfo(sigma.dtype).eps
+        rank = int((sigma > tolerance).sum())
+        weights = u[:, :rank] @ vt[:rank]
+        if rank < len(sigma):
+            # Free source directions go to free target directions by the orthogonal map
+            # nearest the identity: the polar factor of the identity between the two null
+            # spaces, U_⊥ (A Bᵀ) V_⊥ᵀ with A S Bᵀ the SVD of U_⊥ᵀ V_⊥. Which bases LAPACK picks
+            # for the null spaces does not change it.
+            free_u, free_v = u[:, rank:], vt[rank:].T
+            a, _, bt = torch.linalg.svd(free_u.T @ free_v)
+            weights = weights + free_u @ (a @ bt) @ free_v.T
+        return weights.numpy()
     finally:
         torch.set_num_threads(previous)
 
