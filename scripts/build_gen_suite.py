@@ -1,6 +1,6 @@
 """The bundled generative tasks (called by build_suite.py, which writes the whole suite).
 
-- ``math_word_problems``: MGSM-style problems of 2–4 steps on a quantity of goods (CLDR unit
+- ``math_word_problems``: MGSM-style problems of 1–2 steps on a quantity of goods (CLDR unit
   phrases with their plural forms, per-language names and goods, the locale's digits), integer
   answers exact by construction, scored by exact match on the first number of the output.
 - ``country_summary``: a three-sentence passage of CLDR facts about a country (continent,
@@ -41,34 +41,39 @@ def _digits(text: str, language: str) -> str:
 
 
 def math_problems(n: int = 400, key: str = "problems") -> list[dict]:
-    """Return problems as language-free steps; every amount along the way stays positive."""
+    """Return problems as language-free steps; every amount along the way stays positive.
+
+    One step in two problems of three, two in the rest; small amounts (start 2–12, one-digit
+    steps, results below 40). Gemma 3 270M solves about one in five of these, and almost none
+    of MGSM's 2–4 step problems (measured: 0–7 % in every language), so this is the length at
+    which the task sits neither at the floor nor at the ceiling.
+    """
     rng = rng_for("math", key)
     items = []
     for index in range(n):
-        # small amounts: one-digit steps a 270M model can add, results mostly below 60
-        start = value = rng.randint(5, 20)
-        steps: list[list[Any]] = []
-        n_steps = rng.choice([2, 3, 4])
+        start = value = rng.randint(2, 12)
+        ops: list[list[Any]] = []
+        n_steps = rng.choice((1, 1, 2))
         for step in range(n_steps):
             op = rng.choice(
                 ["buy", "use", "give", "bags"] + (["split"] if step == n_steps - 1 else [])
             )
-            divisors = [k for k in range(3, 6) if value % k == 0]
-            if (op in ("use", "give") and value < 4) or (op == "split" and not divisors):
+            divisors = [k for k in (2, 3) if value % k == 0]
+            if (op in ("use", "give") and value < 3) or (op == "split" and not divisors):
                 op = "buy"
             if op == "buy":
-                steps.append([op, rng.randint(2, 9)])
-                value += steps[-1][1]
+                ops.append([op, rng.randint(1, 6)])
+                value += ops[-1][1]
             elif op in ("use", "give"):
-                steps.append([op, rng.randint(1, min(9, value - 2))])
-                value -= steps[-1][1]
+                ops.append([op, rng.randint(1, min(6, value - 1))])
+                value -= ops[-1][1]
             elif op == "bags":
-                steps.append([op, rng.randint(3, 4), rng.randint(2, 5)])
-                value += steps[-1][1] * steps[-1][2]
+                ops.append([op, rng.randint(2, 3), rng.randint(2, 4)])
+                value += ops[-1][1] * ops[-1][2]
             else:
-                steps.append([op, rng.choice(divisors)])
-                value //= steps[-1][1]
-        items.append({"id": f"m{index:03d}", "start": start, "steps": steps, "answer": value,
+                ops.append([op, rng.choice(divisors)])
+                value //= ops[-1][1]
+        items.append({"id": f"m{index:03d}", "start": start, "steps": ops, "answer": value,
                       "person": rng.randrange(6), "goods": rng.randrange(4)})  # fmt: skip
     return items
 
@@ -225,7 +230,7 @@ def writing_row(item: dict, draw: dict, language: str) -> dict:
 
 SETTINGS = {
     "math_word_problems": {
-        "until": ["\n"], "max_new_tokens": 48,
+        "until": ["\n"], "max_new_tokens": 32,
         "filter_list": [{"name": "last-number", "filter": [
             {"function": "regex", "regex_pattern": "(-?\\d+)", "group_select": -1},
             {"function": "take_first"}]}],
@@ -245,23 +250,33 @@ SETTINGS = {
     },
 }  # fmt: skip
 DESCRIPTIONS = {
-    "math_word_problems": "2–4 step word problems on CLDR quantities; the integer answer.",
+    "math_word_problems": "1–2 step word problems on CLDR quantities; the integer answer.",
     "country_summary": "A passage of CLDR facts about a country condensed into one line.",
     "constrained_writing": "Write about a country under verifiable constraints.",
 }
 
 
-# The solved problem every math prompt opens with (drawn apart from the items), so the model
-# sees the answer format: one equation per step, the result last (MGSM's few-shot answers).
-EXAMPLE = math_problems(1, "example")[0]
+# The solved problems every math prompt opens with, one per operation, so the model sees the
+# answer format (one equation per step, the result last, as MGSM's few-shot answers) without a
+# fixed order of operations to copy.
+EXAMPLES = [
+    {"id": "x0", "start": 6, "steps": [["buy", 3]], "answer": 9, "person": 0, "goods": 0},
+    {"id": "x1", "start": 9, "steps": [["give", 4]], "answer": 5, "person": 1, "goods": 1},
+    {"id": "x2", "start": 5, "steps": [["bags", 2, 3], ["use", 2]], "answer": 9, "person": 2,
+     "goods": 2},
+    {"id": "x3", "start": 4, "steps": [["buy", 2], ["split", 2]], "answer": 3, "person": 3,
+     "goods": 3},
+]  # fmt: skip
 
 
 def _prompt(task: str, language: str) -> str:
     label, cue = SCAFFOLD[language]
     if task == "math_word_problems":
-        example = math_row(EXAMPLE, language)
-        shot = f"{label}{example['question']}\n{cue} {example['answer']}\n\n"
-        return f"{shot}{label}{{{{question}}}}\n{cue}"
+        shots = "".join(
+            f"{label}{row['question']}\n{cue} {row['answer']}\n\n"
+            for row in (math_row(example, language) for example in EXAMPLES)
+        )
+        return f"{shots}{label}{{{{question}}}}\n{cue}"
     if task == "country_summary":
         text, instruction, summary = SUMMARY[language]
         return f"{text}{{{{question}}}}\n{instruction}\n{summary}"

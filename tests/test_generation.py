@@ -97,3 +97,20 @@ def test_stops_are_the_tasks_plus_eos_and_cut_in_turn(tiny_gemma_dir):
     assert stop_strings(tokenizer, ["Frage:", ""]) == ["Frage:", eos]
     assert cut_at_stops("7\n\nFrage: 8", ["\n\n", "Frage:"]) == "7"
     assert cut_at_stops("7 Frage: 8\n\n9", ["\n\n", "Frage:"]) == "7 "
+
+
+def test_an_adapter_state_never_copies_the_vocabulary_matrix_per_row(tiny_gemma_dir, tmp_path):
+    # With the base frozen by PEFT, a strided last-position hidden state made torch multiply
+    # the output layer as a batched product over an expanded (copied) weight, one per row.
+    import torch
+
+    adapter = make_lora(tiny_gemma_dir, tmp_path / "lora", seed=7)
+    loaded = load_model(str(tiny_gemma_dir))
+    vocab = loaded.model.get_output_embeddings().weight.shape[0]
+    with torch.profiler.profile(record_shapes=True) as profile:
+        out = generate(loaded, [ModelState("lora", adapter)], _requests(), batch_size=6,
+                       progress=False)  # fmt: skip
+    assert len(out["lora"]) == len(CONTEXTS)
+    batched_heads = [e for e in profile.key_averages(group_by_input_shape=True)
+                     if e.key == "aten::bmm" and any(vocab in s for s in e.input_shapes if s)]  # fmt: skip
+    assert not batched_heads

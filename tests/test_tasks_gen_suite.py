@@ -48,14 +48,14 @@ def test_math_answers_follow_from_the_problems_and_agree_in_every_language():
     for split in SPLITS:
         english = spec.items("en", split)
         for item in english:
-            # the prompt opens with one solved problem, then the item's own
+            # the prompt opens with four solved problems, then the item's own
             question = item.context.rsplit("Question: ", 1)[1].removesuffix("\nAnswer:")
             assert item.references == (str(_english_answer(question)),), item.doc_id
             steps.add(question.count(". ") - 1)  # sentences between the start and the question
         for language in LANGUAGES:
             for item, en in zip(spec.items(language, split), english, strict=True):
                 assert en.references[0] in item.references  # the Latin digits always count
-    assert steps == {2, 3, 4}  # 2–4 steps (the start and the question are not steps)
+    assert steps == {1, 2}  # 1–2 steps (the start and the question are not steps)
     bengali = spec.items("bn", "test")[0]
     assert bengali.references[1] == "".join(chr(0x09E6 + int(d)) for d in bengali.references[0])
     example = spec.train_examples("bn", "test")[0]

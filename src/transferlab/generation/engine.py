@@ -18,8 +18,9 @@ model stays loaded and adapters are swapped in as for scoring.
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from transferlab.models import LoadedModel
@@ -55,6 +56,27 @@ def cut_at_stops(text: str, stops: Sequence[str]) -> str:
         if stop:
             text = text.split(stop)[0]
     return text
+
+
+@contextlib.contextmanager
+def _contiguous_head_input(model) -> Iterator[None]:
+    """Hand the output layer a contiguous hidden state while generating.
+
+    ``logits_to_keep=1`` slices the last position into a strided ``[batch, 1, hidden]`` view.
+    torch's matmul folds such an input into one matrix product only when the weight requires
+    grad; once PEFT has frozen the base (every adapter state) it falls back to a batched
+    product that first copies the vocabulary matrix once per row: 50 rows × 262k × 640 for
+    Gemma 3, 7× the whole generation time. A contiguous copy of the sliced rows is tiny.
+    """
+    head = model.get_output_embeddings()
+    if head is None:
+        yield
+        return
+    hook = head.register_forward_pre_hook(lambda _module, args: (args[0].contiguous(), *args[1:]))
+    try:
+        yield
+    finally:
+        hook.remove()
 
 
 def _cache_argument(model) -> str:
@@ -145,7 +167,7 @@ def generate(
     results: dict[str, list[str]] = {}
     bar = tqdm(total=len(states) * len(requests), desc="generating", unit="prompt",
                disable=not progress, file=sys.stderr, dynamic_ncols=True)  # fmt: skip
-    with AdapterSwitch(loaded) as switch, bar:
+    with AdapterSwitch(loaded) as switch, bar, _contiguous_head_input(loaded.model):
         for state in states:
             bar.set_postfix_str(state.name)
             texts = [""] * len(requests)
