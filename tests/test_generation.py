@@ -10,8 +10,10 @@ import yaml
 
 from test_scoring import make_lora
 from transferlab.generation import GenerationRequest, cut_at_stops, generate, stop_strings
+from transferlab.generation.engine import SHARED_PREFIX_MIN, shared_prefix
 from transferlab.models import load_model
 from transferlab.scoring.adapters import ModelState
+from transferlab.tokenization import Encoder
 
 CONTEXTS = [
     "Frage: Wie viel ist 2 + 3? Antwort:",
@@ -37,11 +39,11 @@ def _stops_from(texts: list[str]) -> list[str]:
     return stops
 
 
-def _lm_eval_generations(model_dir, adapter, until, tmp_path) -> list[str]:
+def _lm_eval_generations(model_dir, adapter, until, tmp_path, contexts=CONTEXTS) -> list[str]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps({"text": c, "target": "5"}, ensure_ascii=False) + "\n"
-                            for c in CONTEXTS), encoding="utf-8")  # fmt: skip
+                            for c in contexts), encoding="utf-8")  # fmt: skip
     task = {
         "task": "tl_gen",
         "dataset_path": "json",
@@ -89,6 +91,37 @@ def test_a_batch_gives_what_each_prompt_gives_alone(tiny_gemma_dir):
     batched = generate(loaded, [ModelState("base")], requests, batch_size=6, progress=False)
     alone = generate(loaded, [ModelState("base")], requests, batch_size=1, progress=False)
     assert batched == alone
+
+
+# prompts that open alike, as a few-shot task's do (short: the tiny model's window is 64 tokens)
+OPENING = "Q: 1+1? A: 2\nQ: 2+2? A: 4\n"
+OPENED = [
+    OPENING + c for c in ("Q: 3+4? A:", "Q: 5+1? A:", "问：二加三？答：", "सवाल: 2+3?", "Q: 9?")
+]
+
+
+def test_rows_that_open_alike_share_the_opening_and_give_what_each_gives_alone(
+    tiny_gemma_dir, tmp_path
+):
+    adapter = make_lora(tiny_gemma_dir, tmp_path / "lora", seed=7)
+    loaded = load_model(str(tiny_gemma_dir))
+    encoder = Encoder(loaded.tokenizer, 64)
+    window = loaded.model.config.sliding_window - MAX_NEW
+    assert shared_prefix([encoder.encode(c) for c in OPENED], window) >= SHARED_PREFIX_MIN
+    requests = [GenerationRequest(c, (), MAX_NEW) for c in OPENED]
+    states = [ModelState("base"), ModelState("lora", adapter)]
+    batched = generate(loaded, states, requests, batch_size=len(requests), progress=False)
+    alone = generate(loaded, states, requests, batch_size=1, progress=False)  # nothing shared
+    assert batched == alone
+    assert batched["lora"] == _lm_eval_generations(tiny_gemma_dir, adapter, (), tmp_path, OPENED)
+
+
+def test_a_shared_opening_needs_its_length_and_room_in_the_window():
+    rows = [[2, 7, 7, 7, 5], [2, 7, 7, 7, 6, 1]]
+    assert shared_prefix(rows) == 0  # 4 tokens: under the minimum
+    long = [[2] + [7] * 20 + [5], [2] + [7] * 20 + [6, 1], [2] + [7] * 18]
+    assert shared_prefix(long) == 18  # every row keeps a token of its own
+    assert shared_prefix(long, limit=23) == 18 and shared_prefix(long, limit=22) == 0  # 23 long
 
 
 def test_stops_are_the_tasks_plus_eos_and_cut_in_turn(tiny_gemma_dir):

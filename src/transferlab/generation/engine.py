@@ -11,7 +11,8 @@ What lm-evaluation-harness's ``hf`` model does for ``generate_until`` (0.4.x), m
   generation also ends at the EOS token id or after ``max_new_tokens`` tokens.
 
 Rows are sorted by context length (longest first, as lm-eval) and left-padded, with position ids
-counted from each row's first real token, so a row computes what it would alone. A row that has
+counted from each row's first real token, so a row computes what it would alone. The tokens all
+rows of a batch open with (a few-shot prompt) are computed once and their cache shared. A row that has
 produced a stop string or EOS is removed from the batch and from the KV cache at once; the base
 model stays loaded and adapters are swapped in as for scoring.
 """
@@ -96,20 +97,62 @@ class _Batch:
         self.tokens: dict[int, list[int]] = {r: [] for r in rows}
 
 
+SHARED_PREFIX_MIN = 16  # tokens: a shorter common opening is not worth a forward pass of its own
+
+
+def shared_prefix(contexts: Sequence[Sequence[int]], limit: int | None = None) -> int:
+    """Return how many leading tokens all ``contexts`` share, leaving each one of its own.
+
+    0 when that is under ``SHARED_PREFIX_MIN``, or when a row (its context and ``limit`` new
+    tokens) could outgrow ``limit``, a sliding attention window: the prefix's padding would
+    then sit inside the window where, computed alone, real tokens would.
+    """
+    first = contexts[0]
+    common = min(len(c) for c in contexts) - 1
+    for context in contexts[1:]:
+        k = 0
+        while k < common and context[k] == first[k]:
+            k += 1
+        common = k
+    if common < SHARED_PREFIX_MIN or (limit is not None and max(map(len, contexts)) > limit):
+        return 0
+    return common
+
+
+def _sliding_window(model, max_new_tokens: int) -> int | None:
+    """Return how long a context may be for its padding to stay out of a sliding window."""
+    window = getattr(model.config.get_text_config(), "sliding_window", None)
+    return None if window is None else max(window - max_new_tokens, 0)
+
+
 def _generate_batch(loaded: LoadedModel, contexts: list[list[int]], batch: _Batch,
                     eos_id: int | None, pad: int) -> None:  # fmt: skip
     import torch
 
     model, device, tokenizer = loaded.model, loaded.device, loaded.tokenizer
-    width = max(len(c) for c in contexts)
-    ids = torch.full((len(contexts), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(contexts), width), dtype=torch.long)
-    for k, context in enumerate(contexts):
-        ids[k, width - len(context) :] = torch.tensor(context)
-        mask[k, width - len(context) :] = 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
     cache, cache_arg = None, _cache_argument(model)
+    # A task's rows often open alike (a few-shot prompt): that opening is computed once, its
+    # cache copied to every row, and each row's own tokens follow it, padded on their left so
+    # that all end together. The mask hides the padding, positions count real tokens only.
+    shared = 0
+    if len(contexts) > 1:
+        window = _sliding_window(model, max(batch.budget.values()))
+        shared = shared_prefix(contexts, window)
+    if shared:
+        with torch.inference_mode():
+            prefix = torch.tensor([contexts[0][:shared]], device=device)
+            cache = model(input_ids=prefix, use_cache=True, logits_to_keep=1)[cache_arg]
+            cache.batch_repeat_interleave(len(contexts))
+    width = max(len(c) for c in contexts) - shared
+    ids = torch.full((len(contexts), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(contexts), shared + width), dtype=torch.long)
+    mask[:, :shared] = 1
+    for k, context in enumerate(contexts):
+        own = context[shared:]
+        ids[k, width - len(own) :] = torch.tensor(own)
+        mask[k, shared + width - len(own) :] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
+    ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
     with torch.inference_mode():
         while batch.rows:
             out = model(input_ids=ids, attention_mask=mask, position_ids=positions,
