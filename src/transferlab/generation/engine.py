@@ -12,9 +12,9 @@ What lm-evaluation-harness's ``hf`` model does for ``generate_until`` (0.4.x), m
 
 Rows are sorted by context length (longest first, as lm-eval) and left-padded, with position ids
 counted from each row's first real token, so a row computes what it would alone. The tokens all
-rows of a batch open with (a few-shot prompt) are computed once and their cache shared. A row that has
-produced a stop string or EOS is removed from the batch and from the KV cache at once; the base
-model stays loaded and adapters are swapped in as for scoring.
+rows of a batch open with (a few-shot prompt) are computed once and their cache shared. A row
+that has produced a stop string or EOS is removed from the batch and from the KV cache at once;
+the base model stays loaded and adapters are swapped in as for scoring.
 """
 
 from __future__ import annotations
