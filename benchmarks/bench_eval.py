@@ -158,14 +158,15 @@ def transferlab_picks(items_file: Path, state: str, choices: dict) -> dict[tuple
     return picks
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_arguments(description: str, targets: list[str], items: int, dtype: str):
+    """Parse the options both lm-eval comparisons take (model, adapters, items, dtype, ...)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", default="gemma-3-270m")
     parser.add_argument("--adapters", type=int, default=4, help="K fresh LoRA adapters")
-    parser.add_argument("--items", type=int, default=50, help="items per target")
-    parser.add_argument("--targets", nargs="+", default=DEFAULT_TARGETS)
+    parser.add_argument("--items", type=int, default=items, help="items per target")
+    parser.add_argument("--targets", nargs="+", default=targets)
     parser.add_argument("--rank", type=int, default=32)
-    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
+    parser.add_argument("--dtype", default=dtype, choices=["auto", "float32", "bfloat16"])
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument(
@@ -176,16 +177,42 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.dtype = resolve_dtype(args.dtype)  # lm-eval is given the same explicit dtype
+    return args
 
+
+def prepare(args, prefix: str) -> tuple[Path, Path, list[Path], Path]:
+    """Return the work folder, the model folder, K fresh adapters and the lm-eval task folder."""
     from transferlab.models import resolve_model
-    from transferlab.tasks import get_task, parse_task_ref
 
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-eval-"))
+    work = args.workdir or Path(tempfile.mkdtemp(prefix=prefix))
     work.mkdir(parents=True, exist_ok=True)
     model_dir = resolve_model(args.model)
     adapters = make_adapters(model_dir, work / "adapters", args.adapters, args.rank)
     task_dir = work / "lm-eval-tasks"
     task_dir.mkdir(exist_ok=True)
+    return work, model_dir, adapters, task_dir
+
+
+def time_transferlab(model_dir: Path, adapters: list[Path], args, out: Path) -> tuple[float, float]:
+    """Run one `transferlab evaluate` over the base model and every adapter; return its times."""
+    command = [str(BIN / "transferlab"), "evaluate", "--model", str(model_dir)]
+    for adapter in adapters:
+        command += ["--adapter", str(adapter)]
+    for target in args.targets:
+        command += ["--task", target]
+    command += ["--limit", str(args.items), "--out", str(out)]
+    command += ["--dtype", args.dtype, "--batch-size", str(args.batch_size)]
+    wall, cpu = timed(command)
+    print(f"  transferlab, all states in one process: {wall:.1f} s wall, {cpu:.1f} s CPU")
+    return wall, cpu
+
+
+def main() -> None:
+    args = parse_arguments(__doc__.split("\n\n")[0], DEFAULT_TARGETS, 50, "auto")
+
+    from transferlab.tasks import get_task, parse_task_ref
+
+    work, model_dir, adapters, task_dir = prepare(args, "bench-eval-")
     names = export_lm_eval_tasks(args.targets, args.items, task_dir)
     choices = {}
     for target in args.targets:
@@ -211,15 +238,7 @@ def main() -> None:
         lm_eval_wall, lm_eval_cpu = lm_eval_wall + wall, lm_eval_cpu + cpu
         print(f"  lm-eval {state}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
 
-    command = [str(BIN / "transferlab"), "evaluate", "--model", str(model_dir)]
-    for _state, adapter in states[1:]:
-        command += ["--adapter", str(adapter)]
-    for target in args.targets:
-        command += ["--task", target]
-    command += ["--limit", str(args.items), "--out", str(work / "transferlab")]
-    command += ["--dtype", args.dtype, "--batch-size", str(args.batch_size)]
-    ours_wall, ours_cpu = timed(command)
-    print(f"  transferlab, all states in one process: {ours_wall:.1f} s wall, {ours_cpu:.1f} s CPU")
+    ours_wall, ours_cpu = time_transferlab(model_dir, adapters, args, work / "transferlab")
 
     n_items, agree, agree_norm, gap = 0, 0, 0, 0.0
     for state, _adapter in states:

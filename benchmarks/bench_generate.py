@@ -13,17 +13,21 @@ prints both wall times, their ratio and how many raw generations are identical.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_eval import BIN, make_adapters, run_lm_eval, timed, write_lm_eval_task  # noqa: E402
+from bench_eval import (  # noqa: E402
+    parse_arguments,
+    prepare,
+    run_lm_eval,
+    time_transferlab,
+    write_lm_eval_task,
+)
 
-from transferlab.hardware import describe_cpu_line, resolve_dtype  # noqa: E402
+from transferlab.hardware import describe_cpu_line  # noqa: E402
 
 DEFAULT_TARGETS = [
     "math_word_problems:hi",
@@ -88,27 +92,9 @@ def transferlab_texts(items_file: Path, state: str) -> dict[tuple[str, str], str
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="gemma-3-270m")
-    parser.add_argument("--adapters", type=int, default=4, help="K fresh LoRA adapters")
-    parser.add_argument("--items", type=int, default=30, help="items per target")
-    parser.add_argument("--targets", nargs="+", default=DEFAULT_TARGETS)
-    parser.add_argument("--rank", type=int, default=32)
-    parser.add_argument("--dtype", default="float32", choices=["auto", "float32", "bfloat16"])
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for both")
-    args = parser.parse_args()
-    args.dtype = resolve_dtype(args.dtype)
+    args = parse_arguments(__doc__.split("\n\n")[0], DEFAULT_TARGETS, 30, "float32")
 
-    from transferlab.models import resolve_model
-
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-generate-"))
-    work.mkdir(parents=True, exist_ok=True)
-    model_dir = resolve_model(args.model)
-    adapters = make_adapters(model_dir, work / "adapters", args.adapters, args.rank)
-    task_dir = work / "lm-eval-tasks"
-    task_dir.mkdir(exist_ok=True)
+    work, model_dir, adapters, task_dir = prepare(args, "bench-generate-")
     names = export_lm_eval_tasks(args.targets, args.items, task_dir)
     states = [("base", None)] + [(a.name, a) for a in adapters]
     os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
@@ -127,15 +113,7 @@ def main() -> None:
         lm_eval_wall, lm_eval_cpu = lm_eval_wall + wall, lm_eval_cpu + cpu
         print(f"  lm-eval {state}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
 
-    command = [str(BIN / "transferlab"), "evaluate", "--model", str(model_dir)]
-    for _state, adapter in states[1:]:
-        command += ["--adapter", str(adapter)]
-    for target in args.targets:
-        command += ["--task", target]
-    command += ["--limit", str(args.items), "--out", str(work / "transferlab")]
-    command += ["--dtype", args.dtype, "--batch-size", str(args.batch_size)]
-    ours_wall, ours_cpu = timed(command)
-    print(f"  transferlab, all states in one process: {ours_wall:.1f} s wall, {ours_cpu:.1f} s CPU")
+    ours_wall, ours_cpu = time_transferlab(model_dir, adapters, args, work / "transferlab")
 
     n, same = 0, 0
     for state, _adapter in states:
