@@ -10,7 +10,7 @@ import yaml
 
 from test_scoring import make_lora
 from transferlab.generation import GenerationRequest, cut_at_stops, generate, stop_strings
-from transferlab.generation.engine import SHARED_PREFIX_MIN, shared_prefix
+from transferlab.generation.engine import SHARED_PREFIX_MIN, batch_rows, shared_prefix
 from transferlab.models import load_model
 from transferlab.scoring.adapters import ModelState
 from transferlab.tokenization import Encoder
@@ -122,6 +122,17 @@ def test_a_shared_opening_needs_its_length_and_room_in_the_window():
     long = [[2] + [7] * 20 + [5], [2] + [7] * 20 + [6, 1], [2] + [7] * 18]
     assert shared_prefix(long) == 18  # every row keeps a token of its own
     assert shared_prefix(long, limit=23) == 18 and shared_prefix(long, limit=22) == 0  # 23 long
+
+
+def test_rows_that_open_alike_are_batched_together_in_near_equal_batches():
+    opening = list(range(100, 100 + SHARED_PREFIX_MIN))
+    math = [opening + [1] * n for n in (5, 9, 7, 3, 8)]  # indices 0-4: one task's few-shot rows
+    other = [[7, 8] + [2] * n for n in (20, 4, 12)]  # 5-7: nothing in common
+    contexts = [math[0], other[0], math[1], math[2], other[1], math[3], other[2], math[4]]
+    # the 5 alike rows (0, 2, 3, 5, 7) in 2 + 3, longest first; the other 3 in one batch
+    assert batch_rows(contexts, batch_size=4) == [[2, 7], [3, 0, 5], [1, 6, 4]]
+    assert batch_rows(contexts, batch_size=2) == [[2], [7, 3], [1], [0, 5], [6, 4]]
+    assert batch_rows(contexts[:1], batch_size=4) == [[0]]
 
 
 def test_stops_are_the_tasks_plus_eos_and_cut_in_turn(tiny_gemma_dir):

@@ -10,9 +10,10 @@ What lm-evaluation-harness's ``hf`` model does for ``generate_until`` (0.4.x), m
   the first occurrence of each stop string in turn (lm-eval's ``postprocess_generated_text``);
   generation also ends at the EOS token id or after ``max_new_tokens`` tokens.
 
-Rows are sorted by context length (longest first, as lm-eval) and left-padded, with position ids
-counted from each row's first real token, so a row computes what it would alone. The tokens all
-rows of a batch open with (a few-shot prompt) are computed once and their cache shared. A row
+Rows that open alike (a task's few-shot prompt) are batched together and the tokens all rows of
+a batch open with are computed once, their cache shared; the other rows are batched by context
+length (longest first, as lm-eval). Rows are left-padded, with position ids counted from each
+row's first real token, so a row computes what it would alone. A row
 that has produced a stop string or EOS is removed from the batch and from the KV cache at once;
 the base model stays loaded and adapters are swapped in as for scoring.
 """
@@ -119,6 +120,33 @@ def shared_prefix(contexts: Sequence[Sequence[int]], limit: int | None = None) -
     return common
 
 
+def batch_rows(contexts: Sequence[Sequence[int]], batch_size: int) -> list[list[int]]:
+    """Return the context indices of each batch, longest contexts first.
+
+    Contexts whose first ``SHARED_PREFIX_MIN`` tokens are alike form a group that is batched on
+    its own, so that a task's few-shot opening is computed once per batch instead of being
+    lost to a neighbour from another task; a group is cut into batches of near-equal size. The
+    remaining contexts are batched together by length.
+    """
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, context in enumerate(contexts):
+        groups.setdefault(tuple(context[:SHARED_PREFIX_MIN]), []).append(i)
+    alike: list[list[int]] = []
+    others: list[int] = []
+    for key, group in groups.items():
+        if len(group) > 1 and len(key) == SHARED_PREFIX_MIN:
+            alike.append(group)
+        else:
+            others += group
+    batches = []
+    for group in [*alike, others] if others else alike:
+        group = sorted(group, key=lambda i: (-len(contexts[i]), contexts[i]))
+        count = -(-len(group) // batch_size)  # near-equal sizes: 18 rows at 16 → 9 + 9
+        bounds = [len(group) * k // count for k in range(count + 1)]
+        batches += [group[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+    return sorted(batches, key=lambda rows: (-len(contexts[rows[0]]), rows[0]))
+
+
 def _sliding_window(model, max_new_tokens: int) -> int | None:
     """Return how long a context may be for its padding to stay out of a sliding window."""
     window = getattr(model.config.get_text_config(), "sliding_window", None)
@@ -205,7 +233,7 @@ def generate(
     # tokenised once, for every state; left-truncated to leave room for the new tokens
     contexts = [encoder.encode(r.context)[-(max_length - r.max_new_tokens) :] for r in requests]
     stops = [stop_strings(tokenizer, r.until) for r in requests]
-    order = sorted(range(len(requests)), key=lambda i: (-len(contexts[i]), requests[i].context))
+    batches = batch_rows(contexts, batch_size)
     eos_id, pad = tokenizer.eos_token_id, pad_token_id(tokenizer)
     results: dict[str, list[str]] = {}
     bar = tqdm(total=len(states) * len(requests), desc="generating", unit="prompt",
@@ -215,8 +243,7 @@ def generate(
             bar.set_postfix_str(state.name)
             texts = [""] * len(requests)
             with switch.active(state):
-                for start in range(0, len(order), batch_size):
-                    rows = order[start : start + batch_size]
+                for rows in batches:
                     batch = _Batch(rows, [stops[i] for i in rows],
                                    [requests[i].max_new_tokens for i in rows])  # fmt: skip
                     _generate_batch(loaded, [contexts[i] for i in rows], batch, eos_id, pad)
