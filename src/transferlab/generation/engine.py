@@ -24,6 +24,7 @@ import contextlib
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from transferlab.models import LoadedModel
 from transferlab.scoring.adapters import AdapterSwitch, ModelState, check_adapter
@@ -143,7 +144,7 @@ def batch_rows(contexts: Sequence[Sequence[int]], batch_size: int) -> list[list[
         group = sorted(group, key=lambda i: (-len(contexts[i]), contexts[i]))
         count = -(-len(group) // batch_size)  # near-equal sizes: 18 rows at 16 → 9 + 9
         bounds = [len(group) * k // count for k in range(count + 1)]
-        batches += [group[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+        batches += [group[a:b] for a, b in pairwise(bounds) if b > a]
     return sorted(batches, key=lambda rows: (-len(contexts[rows[0]]), rows[0]))
 
 
