@@ -67,6 +67,29 @@ def test_predict_writes_the_contract_files(small_csv, tmp_path, monkeypatch, cap
     assert (again / "predictions.csv").read_text() == (out / "predictions.csv").read_text()
 
 
+def test_one_table_per_model_predicts_as_their_combined_table(small_csv, tmp_path, monkeypatch,
+                                                             capsys):  # fmt: skip
+    table = pd.read_csv(small_csv)
+    parts = []
+    for model, rows in table.groupby("model_name"):
+        parts.append(tmp_path / f"{model}.csv")
+        rows.to_csv(parts[-1], index=False)
+    args = ["--observed-frac", "0.5", "--seed", "3", "--splits", "2"]
+    code, _, err = run_cli(monkeypatch, capsys, "predict", *parts, "--out", tmp_path / "parts",
+                           *args)  # fmt: skip
+    assert code == 0, err
+    run_cli(monkeypatch, capsys, "predict", small_csv, "--out", tmp_path / "whole", *args)
+    for name in ("predictions.csv", "prediction_scores.csv"):
+        assert (tmp_path / "parts" / name).read_text() == (tmp_path / "whole" / name).read_text()
+    info = json.loads((tmp_path / "parts" / "prediction_info.json").read_text())
+    assert info["input"] == [str(p) for p in parts] and len(info["input_sha256"]) == 2
+    # a model in two of the tables is refused, naming both
+    code, _, err = run_cli(monkeypatch, capsys, "predict", parts[0], small_csv, "--out",
+                           tmp_path / "twice", *args)  # fmt: skip
+    assert code == 2 and not (tmp_path / "twice").exists()
+    assert err.strip().count("\n") == 0 and f"model a-1b is also in {parts[0]}" in err
+
+
 def test_predict_hides_the_given_sources(tmp_path, monkeypatch, capsys):
     path = tmp_path / "hand.csv"
     hand_grid().to_csv(path, index=False)

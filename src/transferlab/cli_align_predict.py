@@ -11,7 +11,7 @@ import click
 
 
 @click.command()
-@click.argument("results", type=click.Path(path_type=Path))
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--observed-frac", default=0.3, show_default=True,
               help="Share of each model's sources the predictors see.")  # fmt: skip
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
@@ -25,7 +25,10 @@ import click
               help="Hide exactly these sources (one split) instead of random ones.")  # fmt: skip
 @click.option("--metric", default=None, help="Delta column (default: the headline metric).")
 def predict(results, observed_frac, out_dir, seed, n_splits, methods, level, hide, metric) -> None:
-    """Hide sources, predict their transfer from the rest, score every method."""
+    """Hide sources, predict their transfer from the rest, score every method.
+
+    RESULTS: a results table or run directory; several (one per model) are read as one table.
+    """
     from transferlab.prediction import predict_command
 
     scores = predict_command(
@@ -37,7 +40,7 @@ def predict(results, observed_frac, out_dir, seed, n_splits, methods, level, hid
 
 
 @click.command()
-@click.argument("results", type=click.Path(path_type=Path))
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--targets", required=True, metavar="TASK:LANG,...", help="Cells to help.")
 @click.option("--harm-budget", default=1.0, show_default=True,
               help="Harm threshold in pp: a protected cell is harmed when Δ ≤ −budget.")  # fmt: skip
@@ -50,7 +53,10 @@ def predict(results, observed_frac, out_dir, seed, n_splits, methods, level, hid
               type=click.Path(path_type=Path), help="Directory for recommendations.csv.")  # fmt: skip
 @click.option("--metric", default=None, help="Delta column (default: the headline metric).")
 def recommend(results, targets, harm_budget, protect, max_risk, model, out_dir, metric) -> None:
-    """Rank sources by expected gain on the targets, subject to the risk of harming the rest."""
+    """Rank sources by expected gain on the targets, subject to the risk of harming the rest.
+
+    RESULTS: as for `predict`.
+    """
     from transferlab.prediction import recommend_command
 
     ranked = recommend_command(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from importlib.metadata import version
 from pathlib import Path
 
@@ -61,7 +61,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise UserError(path, f"not a readable CSV ({first_line})", "write a UTF-8 CSV") from None
 
 
-def _table_file(path: Path) -> Path:
+def table_file(path: Path) -> Path:
+    """Return the results table a path names: the CSV itself, or the table of a run directory."""
     if not path.exists():
         raise UserError(path, "no such file or directory", "check the path")
     if not path.is_dir():
@@ -76,25 +77,63 @@ def _table_file(path: Path) -> Path:
     )
 
 
+def _read_files(path: Path | str) -> tuple[Path, pd.DataFrame, pd.DataFrame | None]:
+    """Return the table file in `path`, its raw rows and the raw per-item rows beside it."""
+    table_path = table_file(Path(path))
+    items_path = table_path.parent / ITEMS_FILE
+    items = _read_csv(items_path) if items_path.is_file() else None
+    return table_path, _read_csv(table_path), items
+
+
 def read_results(path: Path | str) -> ResultsTable:
     """Return the validated results table in `path`: a CSV in either schema or a run directory.
 
     An `items.csv.gz` next to the table adds the per-item results for the item bootstrap, a
     `mixtures.csv` the points of the study's mixture sweeps.
     """
-    table_path = _table_file(Path(path))
-    frame = _read_csv(table_path)
+    table_path, frame, items = _read_files(path)
     items_path = table_path.parent / ITEMS_FILE
-    items = (
-        items_from_frame(_read_csv(items_path), str(items_path)) if items_path.is_file() else None
-    )
     sweeps_path = table_path.parent / SWEEPS_FILE
     sweeps = (
         sweeps_from_frame(_read_csv(sweeps_path), str(sweeps_path))
         if sweeps_path.is_file()
         else None
     )
-    return table_from_frame(frame, str(table_path), items=items, sweeps=sweeps)
+    return table_from_frame(
+        frame,
+        str(table_path),
+        items=None if items is None else items_from_frame(items, str(items_path)),
+        sweeps=sweeps,
+    )
+
+
+def read_results_of_models(paths: Sequence[Path | str]) -> ResultsTable:
+    """Return one table of several models' results tables (one study per model, say).
+
+    Each is validated as by `read_results`; a model may appear in one table only, all must
+    have one schema, and the per-item results are kept when every table has them. Mixture
+    sweeps are not combined.
+    """
+    if len(paths) == 1:
+        return read_results(paths[0])
+    files = [_read_files(path) for path in paths]
+    tables = [table_from_frame(frame, str(table_path)) for table_path, frame, _items in files]
+    owner: dict[str, str] = {}
+    for table in tables:
+        if table.schema != tables[0].schema:
+            raise UserError(table.where, f"is a {table.schema} table, {tables[0].where} is not",
+                            "combine tables of one schema (each run's results_per_seed.csv)")  # fmt: skip
+        for model in table.cells["model"].unique():
+            if model in owner:
+                raise UserError(table.where, f"model {model} is also in {owner[model]}",
+                                "combine the results tables of different models")  # fmt: skip
+            owner[model] = table.where
+    where = " + ".join(str(table_path) for table_path, _frame, _items in files)
+    frame = pd.concat([f for _path, f, _items in files], ignore_index=True).fillna("")
+    items = None
+    if all(i is not None for _path, _frame, i in files):
+        items = items_from_frame(pd.concat([i for *_rest, i in files], ignore_index=True), where)
+    return table_from_frame(frame, where, items=items)
 
 
 def _check_writable_dir(out_dir: Path) -> None:

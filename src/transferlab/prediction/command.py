@@ -10,12 +10,13 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd
 
-from transferlab.analysis.command import read_results
+from transferlab.analysis.command import read_results_of_models, table_file
 from transferlab.analysis.distance import typological_distances
 from transferlab.analysis.schema import ResultsTable
 from transferlab.conversion import sha256_file
@@ -52,6 +53,10 @@ def _frame(table: ResultsTable, metric: str | None) -> pd.DataFrame:
     return prediction_frame(table, metric, distances=typological_distances(languages))
 
 
+def _as_list(paths: Sequence[Path | str] | Path | str) -> list[Path | str]:
+    return [paths] if isinstance(paths, str | Path) else list(paths)
+
+
 def _check_out(out_dir: Path) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(out_dir, "exists and is not a directory", "choose another --out")
@@ -73,7 +78,7 @@ def _write(out_dir: Path, files: dict[str, pd.DataFrame | dict]) -> None:
 
 
 def predict_command(
-    path: Path | str,
+    paths: Sequence[Path | str] | Path | str,
     out_dir: Path | str,
     observed_frac: float = 0.3,
     seed: int = 0,
@@ -87,7 +92,7 @@ def predict_command(
     out_dir = Path(out_dir)
     _check_out(out_dir)
     hidden = parse_cells(hide, "--hide")
-    table = read_results(path)
+    table = read_results_of_models(_as_list(paths))
     result = evaluate_predictions(
         _frame(table, metric),
         observed_frac=observed_frac,
@@ -98,8 +103,8 @@ def predict_command(
         hidden=hidden or None,
     )
     info = {
-        "input": table.where,
-        "input_sha256": sha256_file(Path(table.where)),
+        "input": [str(table_file(Path(path))) for path in _as_list(paths)],
+        "input_sha256": [sha256_file(table_file(Path(path))) for path in _as_list(paths)],
         "metric": table.metric_column(metric),
         "observed_frac": None if hidden else observed_frac,
         "hidden_sources": [f"{t}:{lang}" for t, lang in hidden],
@@ -119,7 +124,7 @@ def predict_command(
 
 
 def recommend_command(
-    path: Path | str,
+    paths: Sequence[Path | str] | Path | str,
     targets: str,
     out_dir: Path | str = ".",
     protect: str | None = None,
@@ -133,7 +138,7 @@ def recommend_command(
     _check_out(out_dir)
     target_cells = parse_cells(targets, "--targets")
     protect_cells = parse_cells(protect, "--protect")
-    table = read_results(path)
+    table = read_results_of_models(_as_list(paths))
     ranked = recommend_sources(
         _frame(table, metric),
         target_cells,
