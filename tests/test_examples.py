@@ -1,5 +1,6 @@
-"""The shipped reference matrix (examples/gemma-270m-suite): it is a complete study, it loads and
-analyses, and the regime table README.md prints is what its per-seed file gives."""
+"""The shipped reference matrices (examples/gemma-270m-suite, examples/smollm2-135m-suite): each
+is a complete study, the Gemma one loads and analyses, and the regime table README.md prints is
+what its per-seed file gives."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from cli_runner import run_cli
 from transferlab.analysis import read_results, run_analysis
@@ -17,6 +19,7 @@ from transferlab.config import load_study
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "gemma-270m-suite"
+EXAMPLES = [EXAMPLE, REPO / "examples" / "smollm2-135m-suite"]
 REGIMES = ["MT-ML", "MT-CL", "CT-ML", "CT-CL"]
 # | MT-ML | 9 | +9.44 | [+6.11, +12.67] | +10.00 | 100.0 | 0.0 |
 ROW = re.compile(
@@ -45,18 +48,20 @@ def readme_regimes() -> dict[str, dict[str, float]]:
     return rows
 
 
-def test_the_example_is_a_complete_study():
-    study = load_study(EXAMPLE / "study.yaml")
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: path.name)
+def test_the_example_is_a_complete_study(example):
+    study = load_study(example / "study.yaml")
     cells = len(study.tasks) * len(study.languages)
-    per_seed = pd.read_csv(EXAMPLE / "results_per_seed.csv")
+    per_seed = pd.read_csv(example / "results_per_seed.csv")
     assert len(per_seed) == cells * cells * len(study.seeds)
     assert set(per_seed["n_items"]) == {study.evaluation.items_per_target} and cells >= 9
-    with gzip.open(EXAMPLE / "items.csv.gz", "rt", encoding="utf-8") as handle:
+    assert set(per_seed["model_name"]) == {study.models[0].ref}
+    with gzip.open(example / "items.csv.gz", "rt", encoding="utf-8") as handle:
         items = pd.read_csv(handle)
     assert len(items) == (1 + cells * len(study.seeds)) * cells * study.evaluation.items_per_target
-    info = json.loads((EXAMPLE / "run_info.json").read_text(encoding="utf-8"))
+    info = json.loads((example / "run_info.json").read_text(encoding="utf-8"))
     assert info["jobs"]["failed"] == [] and info["jobs"]["pending"] == 0
-    assert "<html" in (EXAMPLE / "report.html").read_text(encoding="utf-8")[:500].lower()
+    assert "<html" in (example / "report.html").read_text(encoding="utf-8")[:500].lower()
 
 
 def test_analyze_reads_the_example_and_prints_its_regimes(monkeypatch, capsys, tmp_path):

@@ -121,7 +121,7 @@ def read_results_of_models(paths: Sequence[Path | str]) -> ResultsTable:
     owner: dict[str, str] = {}
     for table in tables:
         if table.schema != tables[0].schema:
-            raise UserError(table.where, f"is a {table.schema} table, {tables[0].where} is not",
+            raise UserError(table.where, f"is a {table.schema} table, {tables[0].where} a {tables[0].schema} one",
                             "combine tables of one schema (each run's results_per_seed.csv)")  # fmt: skip
         for model in table.cells["model"].unique():
             if model in owner:
