@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import lm_eval
 import pytest
@@ -10,7 +11,13 @@ import yaml
 
 from test_scoring import make_lora
 from transferlab.generation import GenerationRequest, cut_at_stops, generate, stop_strings
-from transferlab.generation.engine import SHARED_PREFIX_MIN, batch_rows, shared_prefix
+from transferlab.generation.engine import (
+    MAX_PACKED_ROWS,
+    SHARED_PREFIX_MIN,
+    batch_rows,
+    shared_prefix,
+    state_packs,
+)
 from transferlab.models import load_model
 from transferlab.scoring.adapters import ModelState
 from transferlab.tokenization import Encoder
@@ -133,6 +140,35 @@ def test_rows_that_open_alike_are_batched_together_in_near_equal_batches():
     assert batch_rows(contexts, batch_size=4) == [[2, 7], [3, 0, 5], [1, 6, 4]]
     assert batch_rows(contexts, batch_size=2) == [[2], [7, 3], [1], [0, 5], [6, 4]]
     assert batch_rows(contexts[:1], batch_size=4) == [[0]]
+
+
+def test_states_sharing_forward_passes_give_what_each_gives_alone(tiny_gemma_dir, tmp_path):
+    loaded = load_model(str(tiny_gemma_dir))
+    states = [ModelState("base"), ModelState("a", make_lora(tiny_gemma_dir, tmp_path / "a", seed=7)),
+              ModelState("b", make_lora(tiny_gemma_dir, tmp_path / "b", seed=8))]  # fmt: skip
+    assert [len(pack) for pack in state_packs(states, batch_size=4)] == [3]
+    free = generate(loaded, states[:1], _requests(), batch_size=4, progress=False)["base"]
+    # rows that stop at different steps, and rows that share an opening (its cache per state)
+    requests = _requests(_stops_from(free)) + [GenerationRequest(c, (), MAX_NEW) for c in OPENED]
+    together = generate(loaded, states, requests, batch_size=4, progress=False)
+    for state in states:  # one state per call: nothing shared with another state
+        alone = generate(loaded, [state], requests, batch_size=4, progress=False)
+        assert together[state.name] == alone[state.name], state.name
+    assert together["a"] != together["b"] != together["base"]
+
+
+def test_states_are_packed_up_to_the_row_limit_and_other_adapters_run_alone(tiny_gemma_dir,
+                                                                            tmp_path):  # fmt: skip
+    lora = make_lora(tiny_gemma_dir, tmp_path / "lora", seed=7)
+    dora = tmp_path / "dora"
+    shutil.copytree(lora, dora)
+    config = json.loads((dora / "adapter_config.json").read_text())
+    (dora / "adapter_config.json").write_text(json.dumps(config | {"use_dora": True}))
+    states = [ModelState("base"), *(ModelState(f"l{k}", lora) for k in range(4))]
+    packs = state_packs([*states, ModelState("d", dora)], batch_size=MAX_PACKED_ROWS // 2)
+    # 5 joinable states, 2 per pack: near-equal packs of 1, 2, 2; DoRA alone
+    assert [[s.name for s in pack] for pack in packs] == [["base"], ["l0", "l1"], ["l2", "l3"],
+                                                         ["d"]]  # fmt: skip
 
 
 def test_stops_are_the_tasks_plus_eos_and_cut_in_turn(tiny_gemma_dir):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,14 @@ from transferlab.models import LoadedModel, read_safetensors_header
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AdapterSwitch", "ModelState", "adapter_hash", "check_adapter", "check_adapter_files"]
+__all__ = [
+    "AdapterSwitch",
+    "ModelState",
+    "adapter_hash",
+    "check_adapter",
+    "check_adapter_files",
+    "mixable",
+]
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,17 @@ def _adapter_module_path(key: str) -> tuple[str, str] | None:
     path = key[:marker]
     path = path.removeprefix("base_model.model.")
     return path, key[marker + 1 :]
+
+
+def mixable(state: ModelState) -> bool:
+    """Return whether the state's rows can share a forward pass with other states' rows: the
+    base model and LoRA adapters without DoRA (PEFT's mixed-adapter batches)."""
+    if state.adapter_dir is None:
+        return True
+    if state_method(state.adapter_dir) == "full":
+        return False
+    config, _weights = check_adapter_files(state.adapter_dir)
+    return str(config.get("peft_type", "")).upper() == "LORA" and not config.get("use_dora")
 
 
 def check_adapter(loaded: LoadedModel, adapter_dir: Path) -> None:
@@ -195,6 +214,16 @@ class AdapterSwitch:
 
     @contextlib.contextmanager
     def _adapter(self, state: ModelState) -> Iterator[None]:
+        name = self._load(state)
+        self.peft.set_adapter(name)
+        self.peft.eval()
+        try:
+            yield
+        finally:
+            self.peft.delete_adapter(name)
+
+    def _load(self, state: ModelState) -> str:
+        """Load the state's adapter beside any others; return its PEFT name."""
         # PEFT adapter names are module attribute names; folder names may not be.
         name = f"state{self._count}"
         self._count += 1
@@ -209,12 +238,32 @@ class AdapterSwitch:
                 self.peft.load_adapter(
                     str(state.adapter_dir), adapter_name=name, is_trainable=False
                 )
-        self.peft.set_adapter(name)
-        self.peft.eval()
+        return name
+
+    @contextlib.contextmanager
+    def together(self, states: list[ModelState]) -> Iterator[list[str] | None]:
+        """Make several states answer in one forward pass inside the block.
+
+        Yields each state's name for PEFT's mixed-adapter batches (``adapter_names=``, one per
+        row; ``__base__`` is the base model), to be passed through ``self.peft``; for one state
+        it activates that state and yields None. Every state must be `mixable`.
+        """
+        if len(states) == 1:
+            with self.active(states[0]):
+                yield None
+            return
+        names: list[str] = []
         try:
-            yield
+            for state in states:
+                names.append("__base__" if state.adapter_dir is None else self._load(state))
+            self.peft.eval()
+            yield names
         finally:
-            self.peft.delete_adapter(name)
+            with warnings.catch_warnings():  # as each deleted adapter hands "active" on
+                warnings.filterwarnings("ignore", "Adapter .* was active which is now deleted")
+                for name in names:
+                    if name != "__base__":
+                        self.peft.delete_adapter(name)
 
     def close(self) -> None:
         """Remove every adapter layer, leaving the base model as it was loaded."""
