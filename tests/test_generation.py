@@ -13,6 +13,7 @@ from test_scoring import make_lora
 from transferlab.generation import GenerationRequest, cut_at_stops, generate, stop_strings
 from transferlab.generation.engine import (
     MAX_PACKED_ROWS,
+    MAX_STATES_PER_PASS,
     SHARED_PREFIX_MIN,
     batch_rows,
     shared_prefix,
@@ -169,6 +170,9 @@ def test_states_are_packed_up_to_the_row_limit_and_other_adapters_run_alone(tiny
     # 5 joinable states, 2 per pack: near-equal packs of 1, 2, 2; DoRA alone
     assert [[s.name for s in pack] for pack in packs] == [["base"], ["l0", "l1"], ["l2", "l3"],
                                                          ["d"]]  # fmt: skip
+    # one prompt per batch: at most MAX_STATES_PER_PASS states share a pass (10 → 5 + 5)
+    many = [ModelState(f"s{k}") for k in range(MAX_STATES_PER_PASS + 2)]
+    assert [len(pack) for pack in state_packs(many, batch_size=1)] == [5, 5]
 
 
 def test_stops_are_the_tasks_plus_eos_and_cut_in_turn(tiny_gemma_dir):

@@ -13,9 +13,10 @@ What lm-evaluation-harness's ``hf`` model does for ``generate_until`` (0.4.x), m
 Rows that open alike (a task's few-shot prompt) are batched together and the tokens all rows of
 a batch open with are computed once, their cache shared; the other rows are batched by context
 length (longest first, as lm-eval). Rows are left-padded, with position ids counted from each
-row's first real token, so a row computes what it would alone. A row
-that has produced a stop string or EOS is removed from the batch and from the KV cache at once;
-the base model stays loaded and adapters are swapped in as for scoring.
+row's first real token, so a row computes what it would alone. A row that has produced a stop
+string or EOS is removed from the batch and from the KV cache at once. The base model stays
+loaded; the base and its LoRA adapters run side by side, each batch's prompts once per state in
+one forward pass (PEFT's mixed-adapter batches); other trained states are swapped in alone.
 """
 
 from __future__ import annotations
@@ -163,7 +164,10 @@ def batch_rows(contexts: Sequence[Sequence[int]], batch_size: int) -> list[list[
     return sorted(batches, key=lambda rows: (-len(contexts[rows[0]]), rows[0]))
 
 
-MAX_PACKED_ROWS = 128  # rows of one forward pass when several states share it
+# When states share forward passes: at most this many states, and rows, per pass (more rows
+# gain little on a CPU; a smaller --batch-size still means fewer rows, as a user expects).
+MAX_STATES_PER_PASS = 8
+MAX_PACKED_ROWS = 128
 
 
 def state_packs(states: Sequence[ModelState], batch_size: int) -> list[list[ModelState]]:
@@ -171,13 +175,14 @@ def state_packs(states: Sequence[ModelState], batch_size: int) -> list[list[Mode
 
     On a CPU a forward pass of 64 rows costs about half as much per row as one of 16, and lm-eval,
     one process per state, cannot join states. The base model and LoRA adapters (`mixable`) are
-    grouped, as many as fit ``MAX_PACKED_ROWS`` rows of ``batch_size`` prompts, in groups of
-    near-equal size; a full fine-tune or another adapter type runs alone.
+    grouped, up to ``MAX_STATES_PER_PASS`` and as many as fit ``MAX_PACKED_ROWS`` rows of
+    ``batch_size`` prompts, in groups of near-equal size; a full fine-tune or another adapter
+    type runs alone.
     """
     joinable = [state for state in states if mixable(state)]
     packs = [[state] for state in states if not mixable(state)]
     if joinable:
-        per_pack = max(1, MAX_PACKED_ROWS // batch_size)
+        per_pack = max(1, min(MAX_STATES_PER_PASS, MAX_PACKED_ROWS // batch_size))
         count = -(-len(joinable) // per_pack)
         bounds = [len(joinable) * k // count for k in range(count + 1)]
         packs = [joinable[a:b] for a, b in pairwise(bounds) if b > a] + packs
