@@ -158,10 +158,16 @@ def batch_rows(contexts: Sequence[Sequence[int]], batch_size: int) -> list[list[
     batches = []
     for group in [*alike, others] if others else alike:
         group = sorted(group, key=lambda i: (-len(contexts[i]), contexts[i]))
-        count = -(-len(group) // batch_size)  # near-equal sizes: 18 rows at 16 → 9 + 9
-        bounds = [len(group) * k // count for k in range(count + 1)]
-        batches += [group[a:b] for a, b in pairwise(bounds) if b > a]
+        batches += _near_equal_chunks(group, batch_size)
     return sorted(batches, key=lambda rows: (-len(contexts[rows[0]]), rows[0]))
+
+
+def _near_equal_chunks(items: list, most: int) -> list[list]:
+    """Cut ``items`` into as few chunks of at most ``most`` as possible, of near-equal sizes
+    (18 items at most 16 → 9 + 9, not 16 + 2)."""
+    count = -(-len(items) // most)
+    bounds = [len(items) * k // count for k in range(count + 1)]
+    return [items[a:b] for a, b in pairwise(bounds) if b > a]
 
 
 # When states share forward passes: at most this many states, and rows, per pass (more rows
@@ -183,9 +189,7 @@ def state_packs(states: Sequence[ModelState], batch_size: int) -> list[list[Mode
     packs = [[state] for state in states if not mixable(state)]
     if joinable:
         per_pack = max(1, min(MAX_STATES_PER_PASS, MAX_PACKED_ROWS // batch_size))
-        count = -(-len(joinable) // per_pack)
-        bounds = [len(joinable) * k // count for k in range(count + 1)]
-        packs = [joinable[a:b] for a, b in pairwise(bounds) if b > a] + packs
+        packs = _near_equal_chunks(joinable, per_pack) + packs
     return packs
 
 
