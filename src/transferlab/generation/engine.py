@@ -185,8 +185,9 @@ def state_packs(states: Sequence[ModelState], batch_size: int) -> list[list[Mode
     ``batch_size`` prompts, in groups of near-equal size; a full fine-tune or another adapter
     type runs alone.
     """
-    joinable = [state for state in states if mixable(state)]
-    packs = [[state] for state in states if not mixable(state)]
+    joins = [mixable(state) for state in states]  # reads each adapter's config once
+    joinable = [state for state, joins_others in zip(states, joins, strict=True) if joins_others]
+    packs = [[state] for state, joins_others in zip(states, joins, strict=True) if not joins_others]
     if joinable:
         per_pack = max(1, min(MAX_STATES_PER_PASS, MAX_PACKED_ROWS // batch_size))
         packs = _near_equal_chunks(joinable, per_pack) + packs

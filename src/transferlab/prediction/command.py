@@ -92,7 +92,8 @@ def predict_command(
     out_dir = Path(out_dir)
     _check_out(out_dir)
     hidden = parse_cells(hide, "--hide")
-    table = read_results_of_models(_as_list(paths))
+    inputs = [table_file(Path(path)) for path in _as_list(paths)]
+    table = read_results_of_models(inputs)
     result = evaluate_predictions(
         _frame(table, metric),
         observed_frac=observed_frac,
@@ -103,8 +104,8 @@ def predict_command(
         hidden=hidden or None,
     )
     info = {
-        "input": [str(table_file(Path(path))) for path in _as_list(paths)],
-        "input_sha256": [sha256_file(table_file(Path(path))) for path in _as_list(paths)],
+        "input": [str(path) for path in inputs],
+        "input_sha256": [sha256_file(path) for path in inputs],
         "metric": table.metric_column(metric),
         "observed_frac": None if hidden else observed_frac,
         "hidden_sources": [f"{t}:{lang}" for t, lang in hidden],
