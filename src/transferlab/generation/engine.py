@@ -21,12 +21,12 @@ one forward pass (PEFT's mixed-adapter batches); other trained states are swappe
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
+from transferlab.generation.greedy import Chooser, next_token_chooser
 from transferlab.models import LoadedModel
 from transferlab.scoring.adapters import AdapterSwitch, ModelState, check_adapter, mixable
 from transferlab.tokenization import Encoder, pad_token_id, resolve_max_length
@@ -60,27 +60,6 @@ def cut_at_stops(text: str, stops: Sequence[str]) -> str:
         if stop:
             text = text.split(stop)[0]
     return text
-
-
-@contextlib.contextmanager
-def _contiguous_head_input(model) -> Iterator[None]:
-    """Hand the output layer a contiguous hidden state while generating.
-
-    ``logits_to_keep=1`` slices the last position into a strided ``[batch, 1, hidden]`` view.
-    torch's matmul folds such an input into one matrix product only when the weight requires
-    grad; once PEFT has frozen the base (every adapter state) it falls back to a batched
-    product that first copies the vocabulary matrix once per row: 50 rows × 262k × 640 for
-    Gemma 3, 7× the whole generation time. A contiguous copy of the sliced rows is tiny.
-    """
-    head = model.get_output_embeddings()
-    if head is None:
-        yield
-        return
-    hook = head.register_forward_pre_hook(lambda _module, args: (args[0].contiguous(), *args[1:]))
-    try:
-        yield
-    finally:
-        hook.remove()
 
 
 def _cache_argument(model) -> str:
@@ -200,9 +179,10 @@ def _sliding_window(model, max_new_tokens: int) -> int | None:
     return None if window is None else max(window - max_new_tokens, 0)
 
 
-def _generate_batch(loaded: LoadedModel, forward, contexts: list[list[int]], batch: _Batch,
-                    eos_id: int | None, pad: int) -> None:  # fmt: skip
-    """Decode ``batch`` (``contexts``: each row's tokens) with ``forward``, the model to call."""
+def _generate_batch(loaded: LoadedModel, forward, choose: Chooser, contexts: list[list[int]],
+                    batch: _Batch, eos_id: int | None, pad: int) -> None:  # fmt: skip
+    """Decode ``batch`` (``contexts``: each row's tokens) with ``forward``, the model to call,
+    and ``choose``, the greedy choice from its output."""
     import torch
 
     model, device, tokenizer = loaded.model, loaded.device, loaded.tokenizer
@@ -240,7 +220,7 @@ def _generate_batch(loaded: LoadedModel, forward, contexts: list[list[int]], bat
                           use_cache=True, logits_to_keep=1, **{cache_arg: cache},
                           **batch.adapter_names(batch.rows))  # fmt: skip
             cache = out[cache_arg]
-            chosen = out.logits[:, -1].argmax(-1).tolist()
+            chosen = choose(out.logits[:, -1])
             keep = []
             for k, (row, token) in enumerate(zip(batch.rows, chosen, strict=True)):
                 produced = batch.tokens[row]
@@ -272,8 +252,14 @@ def generate(
     requests: Sequence[GenerationRequest],
     batch_size: int = 16,
     progress: bool = True,
+    bf16_screen: bool | None = None,
 ) -> dict[str, list[str]]:
-    """Return, per state name, the greedy continuation of every request (cut at its stops)."""
+    """Return, per state name, the greedy continuation of every request (cut at its stops).
+
+    ``bf16_screen``: how the argmax over the vocabulary is found (`greedy.next_token_chooser`;
+    the tokens are the same either way); None: screened in bf16 where the CPU has bf16
+    instructions.
+    """
     from tqdm import tqdm
 
     if batch_size < 1:
@@ -292,17 +278,21 @@ def generate(
     results = {state.name: [""] * len(requests) for state in states}
     bar = tqdm(total=len(states) * len(requests), desc="generating", unit="prompt",
                disable=not progress, file=sys.stderr, dynamic_ncols=True)  # fmt: skip
-    with AdapterSwitch(loaded) as switch, bar, _contiguous_head_input(loaded.model):
+    with AdapterSwitch(loaded) as switch, bar:
         for pack in state_packs(states, batch_size):
             bar.set_postfix_str(", ".join(state.name for state in pack))
-            with switch.together(pack) as adapters:
+            # the chooser looks at the output layer as this pack has it (a full fine-tune's)
+            with (
+                switch.together(pack) as adapters,
+                next_token_chooser(loaded, bf16_screen) as choose,
+            ):
                 forward = loaded.model if adapters is None else switch.peft
                 for requests_in_batch in batches:
                     rows = [(s, i) for s in range(len(pack)) for i in requests_in_batch]
                     batch = _Batch(rows, [stops[i] for _s, i in rows],
                                    [requests[i].max_new_tokens for _s, i in rows], adapters)  # fmt: skip
-                    _generate_batch(loaded, forward, [contexts[i] for _s, i in rows], batch,
-                                    eos_id, pad)  # fmt: skip
+                    _generate_batch(loaded, forward, choose, [contexts[i] for _s, i in rows],
+                                    batch, eos_id, pad)  # fmt: skip
                     for s, i in rows:
                         text = tokenizer.decode(batch.tokens[(s, i)], skip_special_tokens=True)
                         results[pack[s].name][i] = cut_at_stops(text, stops[i])
