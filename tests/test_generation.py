@@ -192,8 +192,14 @@ def test_an_adapter_state_never_copies_the_vocabulary_matrix_per_row(tiny_gemma_
     loaded = load_model(str(tiny_gemma_dir))
     vocab = loaded.model.get_output_embeddings().weight.shape[0]
     with torch.profiler.profile(record_shapes=True) as profile:
-        out = generate(loaded, [ModelState("lora", adapter)], _requests(), batch_size=6,
-                       progress=False, bf16_screen=False)  # the full logits: the plain path
+        out = generate(
+            loaded,
+            [ModelState("lora", adapter)],
+            _requests(),
+            batch_size=6,
+            progress=False,
+            bf16_screen=False,
+        )  # the full logits: the plain path
     assert len(out["lora"]) == len(CONTEXTS)
     batched_heads = [e for e in profile.key_averages(group_by_input_shape=True)
                      if e.key == "aten::bmm" and any(vocab in s for s in e.input_shapes if s)]  # fmt: skip

@@ -59,7 +59,10 @@ def test_a_screened_generation_is_the_plain_one_and_the_output_layer_comes_back(
 ):
     loaded = load_model(str(tiny_gemma_dir))
     head = loaded.model.get_output_embeddings()
-    states = [ModelState("base"), ModelState("a", make_lora(tiny_gemma_dir, tmp_path / "a", seed=7))]
+    states = [
+        ModelState("base"),
+        ModelState("a", make_lora(tiny_gemma_dir, tmp_path / "a", seed=7)),
+    ]
     free = generate(loaded, states[:1], _requests(), batch_size=4, progress=False)["base"]
     requests = _requests(_stops_from(free)) + [GenerationRequest(c, (), 12) for c in OPENED]
     screened = generate(loaded, states, requests, batch_size=4, progress=False, bf16_screen=True)
@@ -76,5 +79,7 @@ def test_the_chooser_reads_what_the_model_returns_in_its_mode(tiny_gemma_dir, sc
         logits = loaded.model(input_ids=ids).logits[:, -1]
         with next_token_chooser(loaded, bf16_screen=screen) as choose:
             out = loaded.model(input_ids=ids, logits_to_keep=1).logits[:, -1]
-            assert out.shape[-1] == (loaded.model.config.hidden_size if screen else logits.shape[-1])
+            assert out.shape[-1] == (
+                loaded.model.config.hidden_size if screen else logits.shape[-1]
+            )
             assert choose(out) == logits.argmax(-1).tolist()
