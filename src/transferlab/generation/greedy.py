@@ -58,20 +58,30 @@ class ScreenedArgmax:
                                  (rows - rounded).norm(dim=1).max()])  # fmt: skip
             maxima = torch.maximum(maxima, norms)
         self._max_norm, self._max_norm_bf16, self._max_residual = maxima.tolist()
-        self._output_roundoff = _BF16_ROUNDOFF / (1 - _BF16_ROUNDOFF)
+        self.output_roundoff = _BF16_ROUNDOFF / (1 - _BF16_ROUNDOFF)
 
-    def thresholds(self, hidden, screen):
-        """Return, per row, the smallest screen logit a token needs to stay a candidate."""
+    def screen(self, hidden):
+        """Return the bf16 logits ``[rows, vocabulary]`` and each row's ``C``.
+
+        For every token, ``|fp32 logit − screen| ≤ C + output_roundoff · |screen|``.
+        """
         import torch
 
-        hidden_bf16 = hidden.to(torch.bfloat16).float()
-        norm, norm_bf16 = hidden.norm(dim=1), hidden_bf16.norm(dim=1)
-        residual = (hidden - hidden_bf16).norm(dim=1)
+        hidden_bf16 = hidden.to(torch.bfloat16)
+        rounded = hidden_bf16.float()
+        norm, norm_bf16 = hidden.norm(dim=1), rounded.norm(dim=1)
+        residual = (hidden - rounded).norm(dim=1)
         slack = _NORM_SAFETY * (self._max_residual * norm + self._max_norm_bf16 * residual
                                 + self._gamma * (self._max_norm * norm
                                                  + self._max_norm_bf16 * norm_bf16))  # fmt: skip
+        return hidden_bf16 @ self.weight_bf16.T, slack
+
+    def thresholds(self, screen, slack):
+        """Return, per row, the smallest screen logit a token needs to stay a candidate."""
+        import torch
+
         best = screen.max(dim=1).values.float()
-        u = self._output_roundoff
+        u = self.output_roundoff
         target = best - u * best.abs() - 2 * slack
         # invert s ↦ s + u|s| (increasing); the margin covers this fp32 arithmetic's rounding
         threshold = torch.where(target >= 0, target / (1 + u), target / (1 - u))
@@ -79,10 +89,9 @@ class ScreenedArgmax:
 
     def candidates(self, hidden):
         """Return the ``[rows, vocabulary]`` mask of tokens that may be a row's fp32 argmax."""
-        import torch
 
-        screen = hidden.to(torch.bfloat16) @ self.weight_bf16.T
-        return screen >= self.thresholds(hidden, screen)[:, None]
+        screen, slack = self.screen(hidden)
+        return screen >= self.thresholds(screen, slack)[:, None]
 
     def __call__(self, hidden) -> list[int]:
         import torch
