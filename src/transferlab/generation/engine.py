@@ -17,6 +17,8 @@ row's first real token, so a row computes what it would alone. A row that has pr
 string or EOS is removed from the batch and from the KV cache at once. The base model stays
 loaded; the base and its LoRA adapters run side by side, each batch's prompts once per state in
 one forward pass (PEFT's mixed-adapter batches); other trained states are swapped in alone.
+Each step's token is the fp32 argmax over the vocabulary, found through a bf16 screen where the
+CPU has bf16 instructions (`transferlab.generation.greedy`).
 """
 
 from __future__ import annotations

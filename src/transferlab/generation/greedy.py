@@ -149,9 +149,15 @@ def next_token_chooser(loaded: LoadedModel, bf16_screen: bool | None = None) -> 
     import torch
 
     screened = ScreenedArgmax(head.weight)
+
+    def choose(last):
+        if last.shape[-1] != head.in_features:  # a model that applies its head by other means
+            return last.argmax(-1).tolist()
+        return screened(last)
+
     model.set_output_embeddings(torch.nn.Identity())
     try:
-        yield screened
+        yield choose
     finally:
         model.set_output_embeddings(head)
 
