@@ -1,13 +1,15 @@
 """The greedy choice of the next token: the argmax of the output layer, made cheaper where exact.
 
-Gemma 3's vocabulary product (262,144 × 640) is about a third of a decoding step on a CPU. Where
-the CPU has bf16 instructions that product runs about three times faster in bf16, but bf16
-logits alone would change some greedy choices. Here bf16 only screens: a rigorous bound on how
-far a bf16 logit can lie from the fp32 one leaves the few tokens that could still be the fp32
-argmax, and only those are computed in fp32. The token chosen is the one the fp32 output layer
-ranks first (the first of equals, as ``argmax``); the screen changes what is computed, never
-what is chosen. Elsewhere (no bf16 instructions, a GPU, a model whose output layer is not a
-plain bias-free fp32 matrix, capped logits) the full logits are computed and their argmax taken.
+Gemma 3's vocabulary product (262,144 × 640) is much of a decoding step on a CPU. Where the CPU
+has bf16 instructions that product runs about twice as fast in bf16 (0.12 s against 0.22 s for
+48 rows on one AVX-512-bf16 core), but bf16 logits alone would change some greedy choices. Here
+bf16 only screens: a rigorous bound on how far a bf16 logit can lie from the fp32 one leaves the
+few tokens that could still be the fp32 argmax, and only those are computed in fp32 (by a
+smaller product: the same values up to the order of summation, which a batch's shape already
+varies). The token chosen is the one the fp32 output layer ranks first, the first of equals as
+``argmax``; the screen changes what is computed, not what is chosen. Elsewhere (no bf16
+instructions, a GPU, an output layer that is not a plain bias-free fp32 matrix, capped logits)
+the full logits are computed and their argmax taken.
 """
 
 from __future__ import annotations
@@ -89,7 +91,6 @@ class ScreenedArgmax:
 
     def candidates(self, hidden):
         """Return the ``[rows, vocabulary]`` mask of tokens that may be a row's fp32 argmax."""
-
         screen, slack = self.screen(hidden)
         return screen >= self.thresholds(screen, slack)[:, None]
 
